@@ -1,0 +1,7 @@
+"""The one place the HTTP edge reads the clock; domains get ``now`` as an argument."""
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,49 @@
+"""Configuration layers: defaults here, then ``CONSENT_GATEWAY_*`` environment, then the test mapping."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+PREFIX = "CONSENT_GATEWAY"
+
+
+class Defaults:
+    # Where records and checkpoints say they come from; apps and auditors pin it.
+    ISSUER = "http://127.0.0.1:8000"
+    # Empty means "a SQLite file in the instance folder" (resolved in create_app).
+    DATABASE_URL = ""
+    # base64 of 32 bytes; empty means development fallback file in the instance folder.
+    MASTER_KEY = ""
+    # Optional: Redis for shared rate limits. The database is the fallback so that a
+    # single-process SQLite deployment needs nothing else.
+    REDIS_URL = ""
+    ACCESS_TOKEN_TTL = 3600
+    # JSON bodies are small; uploads to /v1/edits get their own, larger limit.
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    MAX_UPLOAD_MB = 200
+    NOTIFIER = "console"
+    AUDIT_CHECKPOINT_EVERY = 1000
+    AUDIT_CHECKPOINT_SECONDS = 60
+    AUDIT_RETENTION_DAYS = 3 * 365 + 1
+    REQUEST_TTL_HOURS = 24
+    UPSTREAM_TIMEOUT_SECONDS = 60
+    LOG_LEVEL = "INFO"
+    SECRET_KEY = ""
+    SESSION_COOKIE_SECURE = False
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+
+
+def load(app: Flask, test_config: dict[str, Any] | None) -> None:
+    app.config.from_object(Defaults)
+    # from_prefixed_env parses values as JSON where it can, so integers stay integers.
+    app.config.from_prefixed_env(PREFIX)
+    if test_config:
+        app.config.from_mapping(test_config)
+    if not app.config["DATABASE_URL"]:
+        os.makedirs(app.instance_path, exist_ok=True)
+        path = os.path.join(app.instance_path, "consent-gateway.sqlite3")
+        app.config["DATABASE_URL"] = f"sqlite:///{path}"

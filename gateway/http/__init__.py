@@ -1,0 +1,17 @@
+"""HTTP blueprints. Each module owns its routes and their OpenAPI description (``PATHS``)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from flask import Blueprint
+
+from gateway.http import clients_api, oauth_routes, ops, well_known
+
+
+def _modules() -> list[ModuleType]:
+    return [ops, oauth_routes, well_known, clients_api]
+
+
+MODULES: list[ModuleType] = _modules()
+BLUEPRINTS: list[Blueprint] = [m.bp for m in MODULES]

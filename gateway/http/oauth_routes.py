@@ -1,0 +1,88 @@
+"""OAuth 2.0 endpoints. Their errors are RFC 6749 bodies produced by authlib, not problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from gateway.oauth import SCOPES, authorization
+
+bp = Blueprint("oauth", __name__)
+
+_FORM = {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}
+_OAUTH_ERROR = {"description": "RFC 6749 error", "content": {"application/json": {"schema": {"type": "object"}}}}
+
+
+@bp.post("/oauth/token")
+def token() -> Response:
+    response: Response = authorization.create_token_response()
+    return response
+
+
+@bp.post("/oauth/revoke")
+def revoke() -> Response:
+    response: Response = authorization.create_endpoint_response("revocation")
+    return response
+
+
+@bp.post("/oauth/introspect")
+def introspect() -> Response:
+    response: Response = authorization.create_endpoint_response("introspection")
+    return response
+
+
+@bp.get("/.well-known/oauth-authorization-server")
+def metadata() -> Response:
+    issuer = current_app.config["ISSUER"].rstrip("/")
+    body: dict[str, Any] = {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth/token",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "scopes_supported": list(SCOPES),
+        "response_types_supported": [],
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "service_documentation": f"{issuer}/docs",
+    }
+    return jsonify(body)
+
+
+PATHS: dict[str, Any] = {
+    "/oauth/token": {
+        "post": {
+            "summary": "Client-credentials access token (HTTP Basic or client_secret_post)",
+            "tags": ["oauth"],
+            "requestBody": {"required": True, "content": _FORM},
+            "responses": {"200": {"description": "token response"}, "400": _OAUTH_ERROR, "401": _OAUTH_ERROR},
+        }
+    },
+    "/oauth/revoke": {
+        "post": {
+            "summary": "Revoke an access token (RFC 7009)",
+            "tags": ["oauth"],
+            "requestBody": {"required": True, "content": _FORM},
+            "responses": {"200": {"description": "revoked (or unknown)"}, "400": _OAUTH_ERROR, "401": _OAUTH_ERROR},
+        }
+    },
+    "/oauth/introspect": {
+        "post": {
+            "summary": "Introspect an access token (RFC 7662)",
+            "tags": ["oauth"],
+            "requestBody": {"required": True, "content": _FORM},
+            "responses": {"200": {"description": "introspection response"}, "400": _OAUTH_ERROR,
+                          "401": _OAUTH_ERROR},
+        }
+    },
+    "/.well-known/oauth-authorization-server": {
+        "get": {
+            "summary": "Authorization server metadata (RFC 8414)",
+            "tags": ["oauth"],
+            "responses": {"200": {"description": "metadata"}},
+        }
+    },
+}

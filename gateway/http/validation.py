@@ -1,0 +1,49 @@
+"""Parsing request bodies into typed models, with problem+json for every way they can be wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from flask import request
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gateway.problems import Problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Body(BaseModel):
+    """Base for request bodies: unknown members are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+def _json_payload() -> Any:
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise Problem(415, "unsupported_media_type", "send the body as application/json")
+    raw = request.get_data(cache=True)
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+
+
+def parse_body(model: type[M]) -> M:
+    return parse_value(model, _json_payload())
+
+
+def parse_value(model: type[M], payload: Any) -> M:
+    if not isinstance(payload, dict):
+        raise Problem(422, "validation_failed", "the body must be a JSON object",
+                      errors=[{"loc": "", "msg": "expected an object"}])
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        errors = [
+            {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"], "type": err["type"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        code = "unknown_field" if any(e["type"] == "extra_forbidden" for e in errors) else "validation_failed"
+        raise Problem(422, code, "the request body does not match the schema", errors=errors) from exc

@@ -1,0 +1,32 @@
+"""Public keys: anyone verifies records and tickets with these, without trusting our database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from gateway.db import db
+from gateway.keyring import key_store
+from gateway.keys import jwks
+
+bp = Blueprint("well_known", __name__)
+
+
+@bp.get("/.well-known/jwks.json")
+def jwks_document() -> Response:
+    response = jsonify(jwks(key_store().all(db.session)))
+    # Short cache: a rotation must reach verifiers quickly, retired keys never disappear anyway.
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+PATHS: dict[str, Any] = {
+    "/.well-known/jwks.json": {
+        "get": {
+            "summary": "Public signing keys (Ed25519 OKP JWKS; retired keys stay listed with status)",
+            "tags": ["keys"],
+            "responses": {"200": {"description": "JWK set"}},
+        }
+    }
+}

@@ -1,0 +1,71 @@
+"""Alembic environment. Metadata comes from the packages, never from a running app."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from alembic import context
+from sqlalchemy import MetaData
+
+from gateway.db import engine_for
+
+config = context.config
+
+
+def _metadata() -> list[MetaData]:
+    found: list[MetaData] = []
+    for module_name in ("gateway.models", "audit.models", "consent.models", "gateway.registry_models"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        found.append(module.Base.metadata)
+    return found
+
+
+target_metadata = _metadata()
+
+
+def _url() -> str:
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get("CONSENT_GATEWAY_DATABASE_URL", "")
+    if not url:
+        raise RuntimeError("no database URL: pass one through consent-gateway init or set it in alembic.ini")
+    return url
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = engine_for(_url())
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()
+
+
+def _run(connection: object) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things; batch mode rebuilds tables the portable way.
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
