@@ -1,3 +1,4 @@
+# ruff: noqa: N818 -- names say what went wrong (like cryptography's InvalidSignature); the root ends in Error.
 """The consent domain's exceptions. No HTTP here: ``gateway`` maps each ``code`` to a status once.
 
 ``code`` is part of the public contract (it reaches API clients and the audit log), so it never

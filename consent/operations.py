@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 -- Chinese text is punctuated with full-width commas on purpose.
 """The catalogue of editing operations a subject can consent to, one by one.
 
 The order of :data:`OPERATIONS` is the order the consent screen lists them and the order records name

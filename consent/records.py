@@ -152,7 +152,11 @@ def consent_claims(spec: ConsentRecordSpec, *, issuer: str) -> dict[str, Any]:
                 "sha256": spec.notice.sha256,
                 "locale": spec.notice.locale,
             },
-            "collection": {"method": spec.collection.method, "authn": spec.collection.authn, "at": collected_at},
+            "collection": {
+                "method": spec.collection.method,
+                "authn": spec.collection.authn,
+                "at": collected_at,
+            },
             "jurisdiction": spec.jurisdiction,
             "legal_basis": spec.legal_basis,
             "evidence": dict(spec.evidence),
@@ -194,7 +198,9 @@ def ticket_claims(spec: TicketSpec, *, issuer: str) -> dict[str, Any]:
     _require_operation(spec.operation)
     iat, exp = _numeric_date(spec.issued_at), _numeric_date(spec.expires_at)
     if not 0 < exp - iat <= TICKET_MAX_LIFETIME.total_seconds():
-        raise InvalidTerms(f"a ticket lives more than 0 and at most {TICKET_MAX_LIFETIME.total_seconds():.0f} s")
+        raise InvalidTerms(
+            f"a ticket lives more than 0 and at most {TICKET_MAX_LIFETIME.total_seconds():.0f} s"
+        )
     if not spec.consent_ids:
         raise InvalidTerms("a ticket names at least one consent")
     for consent_id in spec.consent_ids:
@@ -205,7 +211,9 @@ def ticket_claims(spec: TicketSpec, *, issuer: str) -> dict[str, Any]:
         raise InvalidTerms("a ticket authorises at least one media part")
     for role, digest in spec.media.items():
         if not MEDIA_ROLE_PATTERN.fullmatch(role) or not SHA256_HEX_PATTERN.fullmatch(digest):
-            raise InvalidTerms(f"media {role!r}: roles are short lowercase names, digests lowercase SHA-256 hex")
+            raise InvalidTerms(
+                f"media {role!r}: roles are short lowercase names, digests lowercase SHA-256 hex"
+            )
     return {
         "iss": issuer,
         "jti": spec.decision_id,

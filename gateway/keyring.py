@@ -14,9 +14,7 @@ _EXT = "consent_gateway.keys"
 
 def init_app(app: Flask) -> None:
     try:
-        store: KeyStore | KeyStoreError = KeyStore(
-            load_master_key(app.config["MASTER_KEY"], app.instance_path), app.config["ISSUER"]
-        )
+        store: KeyStore | KeyStoreError = KeyStore(load_master_key(app.config["MASTER_KEY"], app.instance_path))
     except KeyStoreError as exc:
         # Start anyway so /healthz and /readyz can say what is wrong; every signing path fails closed.
         store = exc
@@ -36,4 +34,4 @@ def key_store() -> KeyStore:
 
 
 def signer(session: Session) -> Signer:
-    return key_store().signer(session)
+    return key_store().signer(session, current_app.config["ISSUER"])

@@ -77,20 +77,19 @@ def load_master_key(configured: str, instance_path: str) -> bytes:
     return key
 
 
-def _kid(public: bytes) -> str:
-    # RFC 7638-style thumbprint would also do; a short random id keeps kids unlinkable to keys.
+def _new_kid() -> str:
+    # Random rather than a thumbprint: a kid must never be reused, even for a re-imported key.
     return "k" + base64.urlsafe_b64encode(secrets.token_bytes(9)).decode().rstrip("=")
 
 
 class KeyStore:
-    def __init__(self, master_key: bytes, issuer: str) -> None:
+    def __init__(self, master_key: bytes) -> None:
         self._aead = AESGCM(master_key)
-        self._issuer = issuer
 
     def create(self, session: Session, now: datetime) -> SigningKey:
         private = Ed25519PrivateKey.generate()
         public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        kid = _kid(public)
+        kid = _new_kid()
         raw = private.private_bytes_raw()
         nonce = secrets.token_bytes(12)
         row = SigningKey(
@@ -124,19 +123,19 @@ class KeyStore:
     def all(self, session: Session) -> list[SigningKey]:
         return list(session.scalars(select(SigningKey).order_by(SigningKey.created_at, SigningKey.kid)))
 
-    def signer(self, session: Session) -> Signer:
+    def signer(self, session: Session, issuer: str) -> Signer:
         row = self.active(session)
         if row is None:
             raise KeyStoreError("no active signing key; run `consent-gateway init`")
-        return self.signer_for(row)
+        return self.signer_for(row, issuer)
 
-    def signer_for(self, row: SigningKey) -> Signer:
+    def signer_for(self, row: SigningKey, issuer: str) -> Signer:
         blob = row.encrypted_private_key
         try:
             raw = self._aead.decrypt(blob[:12], blob[12:], row.kid.encode())
         except Exception as exc:  # InvalidTag: wrong master key or a tampered row
             raise KeyStoreError(f"cannot decrypt signing key {row.kid}") from exc
-        return Signer(kid=row.kid, issuer=self._issuer, _private=Ed25519PrivateKey.from_private_bytes(raw))
+        return Signer(kid=row.kid, issuer=issuer, _private=Ed25519PrivateKey.from_private_bytes(raw))
 
 
 def jwk_for(row: SigningKey) -> dict[str, Any]:

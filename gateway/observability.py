@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, request
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # A caller may pass its own id for correlation, but only in a shape that cannot smuggle anything

@@ -54,7 +54,8 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     # Nested models are inlined via $defs so each body stays self-contained.
     defs = schema.pop("$defs", {})
-    return _inline(schema, defs)
+    inlined: dict[str, Any] = _inline(schema, defs)
+    return inlined
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:

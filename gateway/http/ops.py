@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from gateway import openapi
 from gateway.db import db
-from gateway.keyring import key_store
+from gateway.keyring import signer
 from gateway.keys import KeyStoreError
 from gateway.observability import metrics_response
 
@@ -33,7 +33,7 @@ def readyz() -> tuple[Response, int]:
     if checks["database"] == "ok":
         try:
             with db.unit_of_work() as session:
-                key_store().signer(session)
+                signer(session)
             checks["signing_key"] = "ok"
         except KeyStoreError as exc:
             checks["signing_key"] = f"unavailable: {exc}"
