@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, MetaData
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Same convention as the other packages' metadata (they cannot import each other).
@@ -37,3 +48,84 @@ class QueuedEntry(Base):
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # JCS bytes of the entry without its position (seq, shard), which the sequencer adds.
     body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Entry(Base):
+    """A sequenced entry: the exact JCS bytes that were hashed, plus columns to filter on.
+
+    On PostgreSQL the table is partitioned by shard (one partition a month), so retention drops a
+    partition instead of deleting millions of rows; the partitions are created by the sequencer.
+    """
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_entries_ts", "ts"),
+        Index("ix_audit_entries_action_ts", "action", "ts"),
+        Index("ix_audit_entries_subject_ts", "subject", "ts"),
+        Index("ix_audit_entries_client_id_ts", "client_id", "ts"),
+        {"postgresql_partition_by": "LIST (shard)"},
+    )
+
+    shard: Mapped[str] = mapped_column(String(7), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    consent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class Shard(Base):
+    """One Merkle tree a calendar month; its frontier lets the sequencer extend it in O(log n)."""
+
+    __tablename__ = "audit_shards"
+
+    shard: Mapped[str] = mapped_column(String(7), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed | purged
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    checkpoint_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    checkpoint_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Checkpoint(Base):
+    """Signed notes, kept forever (also after their shard's entries are purged)."""
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (UniqueConstraint("shard", "size", name="uq_audit_checkpoints_shard_size"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    shard: Mapped[str] = mapped_column(String(7), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    kid: Mapped[str] = mapped_column(String(64))
+    final: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Purge(Base):
+    """Why a shard's entries are gone: retention policy, with the final checkpoint that covered them."""
+
+    __tablename__ = "audit_purges"
+
+    shard: Mapped[str] = mapped_column(String(7), primary_key=True)
+    purged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    entry_count: Mapped[int] = mapped_column(BigInteger)
+    final_checkpoint: Mapped[str] = mapped_column(Text)
+    retention_days: Mapped[int] = mapped_column(Integer)
+
+
+class PurgePermit(Base):
+    """Present only inside a retention purge transaction: the SQLite trigger lets DELETE through then."""
+
+    __tablename__ = "audit_purge_permits"
+
+    shard: Mapped[str] = mapped_column(String(7), primary_key=True)

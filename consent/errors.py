@@ -80,3 +80,110 @@ class InvalidTerms(ConsentError):
     """The facts handed to a record builder or to the policy cannot make a valid record or request."""
 
     code = "invalid_terms"
+
+
+# --- Consent lifecycle, subjects and one-time codes (appended by the lifecycle work) -------------
+
+
+class InvalidContact(ConsentError):
+    """Not an email address or an E.164 phone number."""
+
+    code = "invalid_contact"
+
+
+class RequestNotFound(ConsentError):
+    """No consent request with this id for this caller (another app's id reads as unknown)."""
+
+    code = "consent_request_not_found"
+
+
+class ConsentNotFound(ConsentError):
+    """No consent with this id for this caller (another app's or subject's id reads as unknown)."""
+
+    code = "consent_not_found"
+
+
+class IdempotencyConflict(ConsentError):
+    """The Idempotency-Key was already used by this app for a request with a different body."""
+
+    code = "idempotency_key_reused"
+
+
+class AlgorithmNotAvailable(ConsentError):
+    """A named algorithm is not registered, is suspended, or performs none of the operations."""
+
+    code = "algorithm_not_available"
+
+
+class RedirectNotRegistered(ConsentError):
+    """The redirect_uri is not one the app registered (exact match), so it could be an open redirect."""
+
+    code = "redirect_uri_not_registered"
+
+
+class SubjectMismatch(ConsentError):
+    """The contact given does not belong to the subject of the consent being renewed."""
+
+    code = "subject_mismatch"
+
+
+class RequestNotPending(ConsentError):
+    """The request was already decided or has expired; ``status`` says which."""
+
+    code = "request_not_pending"
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ConsentNotActive(ConsentError):
+    """The consent already ended (withdrawn, revoked, expired or exhausted); ``status`` says how."""
+
+    code = "consent_not_active"
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NoOperationChosen(ConsentError):
+    """Approve was pressed with no operation ticked; each operation needs its own tick."""
+
+    code = "no_operation_chosen"
+
+
+class NoticeChanged(ConsentError):
+    """The notice the subject read is not the one that would be recorded; they must read it again."""
+
+    code = "notice_changed"
+
+
+class CodeRejected(ConsentError):
+    """A one-time code does not prove control of the contact. Subclasses say why."""
+
+    code = "code_rejected"
+
+
+class CodeNotFound(CodeRejected):
+    """No code was sent for this step (or it was replaced by a newer one)."""
+
+    code = "code_not_found"
+
+
+class WrongCode(CodeRejected):
+    code = "code_invalid"
+
+
+class CodeExpired(CodeRejected):
+    code = "code_expired"
+
+
+class CodeUsed(CodeRejected):
+    code = "code_used"
+
+
+class CodeAttemptsExhausted(CodeRejected):
+    """Five wrong attempts were made; the code is dead and a new one must be sent."""
+
+    code = "code_attempts_exhausted"

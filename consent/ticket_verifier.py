@@ -260,8 +260,8 @@ def _split(ticket: object) -> tuple[str, str, str]:
     if not isinstance(ticket, str) or len(ticket) > _MAX_TICKET_CHARS:
         raise MalformedTicket("a ticket is a compact JWS string of at most 16 KiB")
     parts = ticket.split(".")
-    if len(parts) != 3:
-        raise MalformedTicket("a compact JWS has three dot-separated parts")
+    if len(parts) != 3 or not all(parts):
+        raise MalformedTicket("a compact JWS has three non-empty dot-separated parts")
     return parts[0], parts[1], parts[2]
 
 

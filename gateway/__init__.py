@@ -16,7 +16,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     config.load(app, test_config)
 
-    from gateway import boundary, keyring, oauth, observability, problems
+    from gateway import audit_runner, boundary, keyring, oauth, observability, problems
     from gateway.db import db
 
     observability.configure_logging(app.config["LOG_LEVEL"])
@@ -26,6 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     problems.register(app)
     observability.init_app(app)
     boundary.init_app(app)
+    audit_runner.init_app(app)
 
     # Blueprints are imported here, not at module level, so importing gateway never drags the
     # whole HTTP surface (and its imports of the domains) into the CLI or the tests' factories.

@@ -36,8 +36,9 @@ __all__ = [
 ]
 
 # Filing numbers are issued by the regulator (e.g. "网信算备110108823483901230011号"), so any
-# printable text without whitespace is accepted; the bound keeps tickets and audit entries small.
-_FILING_NUMBER = re.compile(r"[^\s]{1,100}")
+# printable text without whitespace or "/" (it is a URL path segment) is accepted; the bound keeps
+# tickets and audit entries small.
+_FILING_NUMBER = re.compile(r"[^\s/]{1,100}")
 
 
 class RegistryError(Exception):
@@ -148,7 +149,7 @@ def policy_view(row: Algorithm | None) -> AlgorithmView | None:
 def _validated(spec: AlgorithmSpec) -> list[str]:
     """The spec's operations in catalogue order, or InvalidAlgorithm naming what is wrong."""
     if not _FILING_NUMBER.fullmatch(spec.filing_number):
-        raise InvalidAlgorithm("a filing number is 1 to 100 characters without whitespace")
+        raise InvalidAlgorithm("a filing number is 1 to 100 characters without whitespace or '/'")
     for what, value in (("name", spec.name), ("provider", spec.provider), ("product", spec.product)):
         if not value.strip() or len(value) > 200:
             raise InvalidAlgorithm(f"{what} must be 1 to 200 characters")

@@ -21,7 +21,8 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         from gateway import create_app
 
         # Each worker builds its own app (and engine) after the fork: connections are never shared.
-        return create_app()
+        # Serving processes also run the audit ticker (leftover sequencing, month close, checkpoints).
+        return create_app({"AUDIT_BACKGROUND": True})
 
 
 def run(*, host: str, port: int, workers: int, threads: int = 4) -> None:

@@ -29,9 +29,7 @@ def test_catalogue_lists_the_six_operations_face_first() -> None:
         ("voice_edit", Modality.VOICE, "edit:voice"),
     ],
 )
-def test_each_operation_has_a_modality_and_the_modality_a_scope(
-    name: str, modality: Modality, scope: str
-) -> None:
+def test_each_operation_has_a_modality_and_the_modality_a_scope(name: str, modality: Modality, scope: str) -> None:
     assert operations.modality_of(name) is modality
     assert operations.scope_for(modality) == scope
 

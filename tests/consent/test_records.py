@@ -102,9 +102,9 @@ def test_consent_claims_are_exactly_the_designed_record() -> None:
 
 
 def test_any_algorithm_and_unlimited_uses_are_explicit_nulls() -> None:
-    consent = records.consent_claims(
-        dataclasses.replace(CONSENT, algorithms=None, max_uses=None), issuer=ISSUER
-    )["consent"]
+    consent = records.consent_claims(dataclasses.replace(CONSENT, algorithms=None, max_uses=None), issuer=ISSUER)[
+        "consent"
+    ]
     assert consent["algorithms"] is None
     assert consent["max_uses"] is None
 

@@ -1,0 +1,239 @@
+"""The sequencer: gives queued entries their place in a monthly Merkle tree, in batches.
+
+Requests only INSERT into ``audit_queue`` inside their own transaction. The sequencer, one at a time
+across all processes (a PostgreSQL advisory lock; SQLite's write lock does the same), moves a batch
+into ``audit_entries`` with gap-free indices, extends the shard's frontier, and signs a checkpoint
+every N entries or T seconds and when a month closes. Queue rows are deleted in the same transaction
+as their entries are written, so a kill -9 at any moment either leaves an entry queued (integrated by
+the next run) or integrated, never both and never neither.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import rfc8785
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
+
+from audit import signed_note
+from audit.log import rfc3339
+from audit.models import Checkpoint, Entry, QueuedEntry, Shard
+from audit.rfc9162 import MerkleFrontier, leaf_hash
+
+# Any constant works; it only has to be the same in every gateway process.
+ADVISORY_LOCK_KEY = 0x6175646974  # "audit"
+
+
+class NoteSigner:
+    """What the sequencer needs to sign checkpoints: a key name, its raw public key and sign()."""
+
+    def __init__(self, name: str, kid: str, public_key: bytes, sign: Callable[[bytes], bytes]) -> None:
+        self.name = name
+        self.kid = kid
+        self.public_key = public_key
+        self.sign = sign
+
+
+@dataclass(frozen=True)
+class Policy:
+    checkpoint_every: int = 1000
+    checkpoint_seconds: int = 60
+    batch: int = 500
+
+
+def shard_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+def origin_for(issuer: str, shard: str) -> str:
+    bare = issuer.split("://", 1)[-1].rstrip("/")
+    return f"{bare}/audit/{shard}"
+
+
+def try_lead(session: Session) -> bool:
+    """Become the sequencer for this transaction, or learn that another process is."""
+    if session.get_bind().dialect.name == "postgresql":
+        return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar())
+    # SQLite: the transaction already holds the database's single write lock (BEGIN IMMEDIATE).
+    return True
+
+
+def integrate(session: Session, signer: NoteSigner, issuer: str, now: datetime, policy: Policy = Policy()) -> int:
+    """Sequence up to one batch of queued entries; returns how many were integrated.
+
+    The caller commits. Returns 0 without waiting when another process holds the lead.
+    """
+    if not try_lead(session):
+        return 0
+    queued = list(session.scalars(select(QueuedEntry).order_by(QueuedEntry.id).limit(policy.batch)))
+    shard = _current_shard(session, signer, issuer, now, queued)
+    for row in queued:
+        month = shard_of(row.ts)
+        if shard is None or month > shard.shard:
+            shard = _open_shard(session, signer, issuer, month, now, previous=shard)
+        # An entry from a month already closed (queued just before midnight, sequenced after) joins the
+        # open shard: a closed tree never grows, and the entry's own ts still tells when it happened.
+        _add(session, shard, json.loads(row.body))
+    if queued:
+        session.execute(delete(QueuedEntry).where(QueuedEntry.id.in_([r.id for r in queued])))
+    if shard is not None:
+        _maybe_checkpoint(session, signer, shard, now, policy)
+    return len(queued)
+
+
+def close_months(session: Session, signer: NoteSigner, issuer: str, now: datetime) -> str | None:
+    """Close the open shard when its month has ended, even if nothing new arrives; returns it."""
+    if not try_lead(session):
+        return None
+    shard = _open(session)
+    if shard is None or shard.shard >= shard_of(now):
+        return None
+    # Anything still queued from the old month must land in it before it closes.
+    if session.scalar(select(QueuedEntry.id).limit(1)) is not None:
+        return None
+    _open_shard(session, signer, issuer, shard_of(now), now, previous=shard)
+    return shard.shard
+
+
+def open_shard(session: Session) -> Shard | None:
+    return _open(session)
+
+
+def _open(session: Session) -> Shard | None:
+    return session.scalars(select(Shard).where(Shard.status == "open").order_by(Shard.shard.desc()).limit(1)).first()
+
+
+def _current_shard(
+    session: Session, signer: NoteSigner, issuer: str, now: datetime, queued: list[QueuedEntry]
+) -> Shard | None:
+    shard = _open(session)
+    if shard is None and queued:
+        return _open_shard(session, signer, issuer, shard_of(queued[0].ts), now, previous=None)
+    return shard
+
+
+def _open_shard(
+    session: Session, signer: NoteSigner, issuer: str, month: str, now: datetime, previous: Shard | None
+) -> Shard:
+    previous_note: dict[str, Any] | None = None
+    if previous is not None:
+        final = _checkpoint(session, signer, previous, now, final=True)
+        previous.status = "closed"
+        previous.closed_at = now
+        previous_note = {
+            "origin": previous.origin,
+            "size": final.size,
+            "root": _b64(final.root),
+            "note": final.note,
+        }
+    _ensure_partition(session, month)
+    shard = Shard(shard=month, origin=origin_for(issuer, month), size=0, frontier=b"", status="open",
+                  opened_at=now, checkpoint_size=0, checkpoint_at=now)
+    session.add(shard)
+    session.flush()
+    # The first leaf of every month commits to the previous month's final checkpoint, chaining months.
+    _add(session, shard, {"action": "shard.opened", "actor": {"type": "system", "id": "sequencer"},
+                          "ts": rfc3339(now), "previous": previous_note})
+    return shard
+
+
+def _add(session: Session, shard: Shard, body: dict[str, Any]) -> None:
+    body["shard"] = shard.shard
+    body["seq"] = shard.size
+    data = rfc8785.dumps(body)
+    digest = leaf_hash(data)
+    frontier = MerkleFrontier.from_bytes(shard.frontier)
+    frontier.append(digest)
+    session.add(Entry(
+        shard=shard.shard,
+        seq=shard.size,
+        ts=datetime.fromisoformat(body["ts"].replace("Z", "+00:00")),
+        action=str(body.get("action", ""))[:64],
+        subject=body.get("subject"),
+        client_id=body.get("client_id"),
+        consent_id=body.get("consent_id"),
+        body=data,
+        leaf_hash=digest,
+    ))
+    shard.frontier = frontier.to_bytes()
+    shard.size += 1
+
+
+def checkpoint_due(shard: Shard, now: datetime, policy: Policy) -> bool:
+    grown = shard.size - shard.checkpoint_size
+    if grown <= 0:
+        return False
+    last = shard.checkpoint_at or shard.opened_at
+    return grown >= policy.checkpoint_every or now - _aware(last) >= timedelta(seconds=policy.checkpoint_seconds)
+
+
+def _maybe_checkpoint(session: Session, signer: NoteSigner, shard: Shard, now: datetime, policy: Policy) -> None:
+    if checkpoint_due(shard, now, policy):
+        _checkpoint(session, signer, shard, now, final=False)
+
+
+def checkpoint_now(session: Session, signer: NoteSigner, now: datetime) -> Checkpoint | None:
+    """Sign a checkpoint of the open shard at its current size (if it grew since the last one)."""
+    if not try_lead(session):
+        return None
+    shard = _open(session)
+    if shard is None or shard.size == shard.checkpoint_size:
+        return None
+    return _checkpoint(session, signer, shard, now, final=False)
+
+
+def _checkpoint(session: Session, signer: NoteSigner, shard: Shard, now: datetime, *, final: bool) -> Checkpoint:
+    existing = session.scalars(
+        select(Checkpoint).where(Checkpoint.shard == shard.shard, Checkpoint.size == shard.size)
+    ).first()
+    if existing is not None:
+        # A closed shard's final checkpoint is the one at its final size, whether or not it was
+        # signed before the month ended (rows are append-only, so it is not re-flagged).
+        return existing
+    root = MerkleFrontier.from_bytes(shard.frontier).root()
+    body = signed_note.format_checkpoint(shard.origin, shard.size, root)
+    note = signed_note.sign_note(body, signer.name, signer.sign, signer.public_key)
+    checkpoint = Checkpoint(shard=shard.shard, size=shard.size, root=root, note=note, kid=signer.kid,
+                            final=final, created_at=now)
+    session.add(checkpoint)
+    shard.checkpoint_size = shard.size
+    shard.checkpoint_at = now
+    session.flush()
+    return checkpoint
+
+
+def _ensure_partition(session: Session, month: str) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    name = partition_name(month)
+    session.execute(text(
+        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF audit_entries FOR VALUES IN ('{month}')"
+    ))
+    # Row triggers are inherited from the parent; TRUNCATE triggers are not.
+    session.execute(text(f"DROP TRIGGER IF EXISTS {name}_no_truncate ON {name}"))
+    session.execute(text(
+        f"CREATE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {name} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()"
+    ))
+
+
+def partition_name(month: str) -> str:
+    year, mon = month.split("-")
+    if not (year.isdigit() and mon.isdigit()):
+        raise ValueError(f"not a shard name: {month!r}")
+    return f"audit_entries_y{year}m{mon}"
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands timezone-aware columns back naive; they were stored as UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
