@@ -125,7 +125,7 @@ def verify_code(
     actual = _digest(pepper, row.id, candidate)
     if not (len(candidate) == CODE_DIGITS and candidate.isdigit() and hmac.compare_digest(expected, actual)):
         left = MAX_ATTEMPTS - row.attempts
-        error = WrongCode(f"the code is not right; {left} attempt(s) left")
+        error = WrongCode(f"the code is not right; {left} attempt(s) left", attempts_left=left)
         _fail(journal, row.subject_id, request_id, purpose, error, attempts=row.attempts)
     row.used_at = now
     journal.record("code.verified", Party("subject", row.subject_id), subject=row.subject_id,
@@ -139,6 +139,7 @@ def _fail(
     request_id: str | None,
     purpose: str,
     error: CodeRejected,
+    *,
     attempts: int | None = None,
 ) -> NoReturn:
     detail: dict[str, object] = {"purpose": purpose}

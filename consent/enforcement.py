@@ -87,7 +87,7 @@ def subjects_of(session: Session, consent_ids: Sequence[str]) -> dict[str, str]:
     if not consent_ids:
         return {}
     rows = session.execute(select(Consent.id, Consent.subject_id).where(Consent.id.in_(list(consent_ids))))
-    return {consent_id: subject_id for consent_id, subject_id in rows}
+    return {row.id: row.subject_id for row in rows}
 
 
 def view_of(row: Consent) -> ConsentView:

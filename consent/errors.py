@@ -1,4 +1,3 @@
-# ruff: noqa: N818 -- names say what went wrong (like cryptography's InvalidSignature); the root ends in Error.
 """The consent domain's exceptions. No HTTP here: ``gateway`` maps each ``code`` to a status once.
 
 ``code`` is part of the public contract (it reaches API clients and the audit log), so it never
@@ -173,6 +172,10 @@ class CodeNotFound(CodeRejected):
 
 class WrongCode(CodeRejected):
     code = "code_invalid"
+
+    def __init__(self, message: str, attempts_left: int) -> None:
+        super().__init__(message)
+        self.attempts_left = attempts_left
 
 
 class CodeExpired(CodeRejected):

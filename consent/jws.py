@@ -162,9 +162,7 @@ def _b64url_decode(segment: str, what: str) -> bytes:
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(
-            data.decode("utf-8"), object_pairs_hook=_unique_members, parse_constant=_no_constant
-        )
+        value = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_members, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedRecord(f"the {what} is not UTF-8 JSON without duplicate members") from exc
     if not isinstance(value, dict):

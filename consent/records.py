@@ -198,9 +198,7 @@ def ticket_claims(spec: TicketSpec, *, issuer: str) -> dict[str, Any]:
     _require_operation(spec.operation)
     iat, exp = _numeric_date(spec.issued_at), _numeric_date(spec.expires_at)
     if not 0 < exp - iat <= TICKET_MAX_LIFETIME.total_seconds():
-        raise InvalidTerms(
-            f"a ticket lives more than 0 and at most {TICKET_MAX_LIFETIME.total_seconds():.0f} s"
-        )
+        raise InvalidTerms(f"a ticket lives more than 0 and at most {TICKET_MAX_LIFETIME.total_seconds():.0f} s")
     if not spec.consent_ids:
         raise InvalidTerms("a ticket names at least one consent")
     for consent_id in spec.consent_ids:
@@ -211,9 +209,7 @@ def ticket_claims(spec: TicketSpec, *, issuer: str) -> dict[str, Any]:
         raise InvalidTerms("a ticket authorises at least one media part")
     for role, digest in spec.media.items():
         if not MEDIA_ROLE_PATTERN.fullmatch(role) or not SHA256_HEX_PATTERN.fullmatch(digest):
-            raise InvalidTerms(
-                f"media {role!r}: roles are short lowercase names, digests lowercase SHA-256 hex"
-            )
+            raise InvalidTerms(f"media {role!r}: roles are short lowercase names, digests lowercase SHA-256 hex")
     return {
         "iss": issuer,
         "jti": spec.decision_id,

@@ -1,4 +1,3 @@
-# ruff: noqa: N818 -- names say what went wrong (like cryptography's InvalidSignature); the root ends in Error.
 """Verify a Consent Gateway decision ticket before editing anything. Copy this file into your service.
 
 An algorithm provider's upstream receives each edit from the gateway with a ``Consent-Ticket``

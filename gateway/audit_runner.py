@@ -68,7 +68,7 @@ def tick(app: Flask, now: datetime | None = None) -> None:
             sequencer.checkpoint_now(session, note_signer(session, issuer), moment)
 
 
-def _mark_dirty(session: Session, _context: Any) -> None:
+def _mark_dirty(session: Session, _context: Any, _instances: Any) -> None:
     if any(isinstance(obj, QueuedEntry) for obj in session.new):
         session.info[_DIRTY] = True
 

@@ -131,5 +131,8 @@ def keys_list(as_json: bool) -> None:
          "\n".join(f"{r['kid']}  {r['status']:8}  {r['created_at']}" for r in rows) or "no keys")
 
 
+# Command groups of other modules register themselves on ``main`` when imported.
+import gateway.cli_enforcement  # noqa: E402, F401
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

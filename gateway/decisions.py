@@ -34,6 +34,7 @@ __all__ = [
     "DecisionResult",
     "OutcomeAlreadyRecorded",
     "RiskPolicy",
+    "get_decision",
     "make_decision",
     "record_outcome",
 ]
@@ -159,6 +160,14 @@ def make_decision(
     return DecisionResult(decision_id, request, decision, ticket, expires_at)
 
 
+def get_decision(session: Session, decision_id: str, *, client_id: str) -> DecisionRow:
+    """The app's own decision; another app's decision does not exist as far as it can tell."""
+    row = session.get(DecisionRow, decision_id)
+    if row is None or row.client_id != client_id:
+        raise DecisionNotFound(f"no decision {decision_id!r} for this app")
+    return row
+
+
 def record_outcome(
     session: Session,
     decision_id: str,
@@ -173,9 +182,7 @@ def record_outcome(
     """Record once whether the edit an allowed decision authorised completed or failed."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome is one of {OUTCOMES}")
-    row = session.get(DecisionRow, decision_id)
-    if row is None or row.client_id != client_id:
-        raise DecisionNotFound(f"no decision {decision_id!r} for this app")
+    row = get_decision(session, decision_id, client_id=client_id)
     if not row.allowed:
         raise DecisionDenied(f"decision {decision_id} was denied; nothing ran")
     # Conditional, so two concurrent reports cannot both be the first.

@@ -6,11 +6,20 @@ from types import ModuleType
 
 from flask import Blueprint
 
-from gateway.http import clients_api, oauth_routes, ops, well_known
+from gateway.http import (
+    algorithms_api,
+    clients_api,
+    consent_api,
+    decisions_api,
+    edits_api,
+    oauth_routes,
+    ops,
+    well_known,
+)
 
 
 def _modules() -> list[ModuleType]:
-    return [ops, oauth_routes, well_known, clients_api]
+    return [ops, oauth_routes, well_known, clients_api, algorithms_api, decisions_api, edits_api, consent_api]
 
 
 MODULES: list[ModuleType] = _modules()

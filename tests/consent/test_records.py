@@ -216,7 +216,7 @@ def test_revocation_claims_are_exactly_the_designed_record() -> None:
         {"client_id": ""},
         {"by": "robot"},
         {"reason": None},
-        {"issued_at": datetime(2026, 3, 2)},  # noqa: DTZ001 -- the naive time is the point
+        {"issued_at": datetime(2026, 3, 2)},
     ],
 )
 def test_revocation_claims_refuse_invalid_facts(changes: dict[str, Any]) -> None:

@@ -80,7 +80,7 @@ def test_a_ticket_the_gateway_issued_authorises_exactly_its_media(signer: KeySig
 def test_now_may_be_an_aware_datetime(signer: KeySigner, jwks: dict[str, Any]) -> None:
     assert check(issue(signer), jwks, now=T0 + timedelta(seconds=10))["jti"] == SPEC.decision_id
     with pytest.raises(ValueError, match="timezone"):
-        check(issue(signer), jwks, now=datetime(2026, 5, 1, 12, 0))  # noqa: DTZ001 -- naive on purpose
+        check(issue(signer), jwks, now=datetime(2026, 5, 1, 12, 0))
 
 
 def test_a_retired_key_still_in_the_jwks_verifies(signer: KeySigner, jwks: dict[str, Any]) -> None:

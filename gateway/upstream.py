@@ -1,0 +1,252 @@
+"""Forwarding an allowed edit to the algorithm's upstream and streaming its answer back.
+
+What an upstream receives (the contract a provider implements, see ``gateway/demo_upstream.py``)::
+
+    POST <upstream_url>
+    Consent-Ticket: <compact JWS, typ consent-ticket+jwt>      verify it with consent/ticket_verifier.py
+    Consent-Decision: dec_…
+    Content-Type: multipart/form-data
+        part "request": application/json {"decision_id", "operation", "algorithm", "consents", "parameters"}
+        one file part per media role ("source", "target", "audio", …), exactly the bytes the ticket hashes
+
+Media are streamed from the gateway's temporary files and the answer is streamed back chunk by chunk,
+so memory does not grow with either. The answer passes through the registered output transforms (the
+place where output labels plug in) and is hashed as it leaves, for the outcome's ``output_sha256``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import httpx
+from flask import Flask, current_app
+
+from gateway.uploads import REQUEST_PART, MediaPart
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CONSENT_DECISION_HEADER",
+    "CONSENT_TICKET_HEADER",
+    "EditContext",
+    "Output",
+    "OutputTransform",
+    "Reply",
+    "UpstreamError",
+    "UpstreamFailed",
+    "UpstreamRefused",
+    "UpstreamTimeout",
+    "UpstreamUnreachable",
+    "add_output_transform",
+    "forward",
+    "init_app",
+    "relay",
+]
+
+CONSENT_TICKET_HEADER = "Consent-Ticket"
+CONSENT_DECISION_HEADER = "Consent-Decision"
+_EXT = "consent_gateway.upstream"
+_CHUNK = 64 * 1024
+# How much of an upstream's error body is read to explain a refusal; the rest is dropped unread.
+_ERROR_PEEK = 4096
+# Headers of the upstream's answer that describe the content and may be passed to the app.
+_PASSED_HEADERS = ("content-disposition", "content-language")
+
+
+class UpstreamError(Exception):
+    code: ClassVar[str] = "upstream_failed"
+
+    def __init__(self, message: str, *, status: int | None = None, upstream_code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.upstream_code = upstream_code
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "upstream_timeout"
+
+
+class UpstreamUnreachable(UpstreamError):
+    code = "upstream_unreachable"
+
+
+class UpstreamRefused(UpstreamError):
+    """The upstream answered, but not with an edit (4xx, 3xx): e.g. it refused the ticket."""
+
+    code = "upstream_refused"
+
+
+class UpstreamFailed(UpstreamError):
+    code = "upstream_failed"
+
+
+@dataclass(frozen=True)
+class EditContext:
+    """What an output transform may know about the edit it is labelling."""
+
+    decision_id: str
+    client_id: str
+    operation: str
+    algorithm: str
+    consents: tuple[str, ...]
+    media: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Output:
+    """The edited media on its way to the app. ``length`` is None once a transform changes the bytes."""
+
+    content_type: str
+    chunks: Iterable[bytes]
+    length: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+OutputTransform = Callable[[EditContext, Output], Output]
+
+
+@dataclass
+class _State:
+    client: httpx.Client
+    transforms: list[OutputTransform]
+
+
+@dataclass
+class Reply:
+    """An upstream's 2xx answer whose body has not been read yet."""
+
+    response: httpx.Response
+
+    def output(self) -> Output:
+        length = self.response.headers.get("content-length")
+        return Output(
+            content_type=self.response.headers.get("content-type", "application/octet-stream"),
+            chunks=self.response.iter_raw(_CHUNK),
+            length=int(length) if length and length.isdigit() else None,
+            headers={k: v for k in _PASSED_HEADERS if (v := self.response.headers.get(k)) is not None},
+        )
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def init_app(app: Flask) -> None:
+    timeout = float(app.config["UPSTREAM_TIMEOUT_SECONDS"])
+    client = httpx.Client(
+        # Connecting is quick or the upstream is down; reading may take as long as an edit takes.
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        follow_redirects=False,
+        # Upstreams are named by operators, not by the environment; never route media via a proxy.
+        trust_env=False,
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    )
+    app.extensions[_EXT] = _State(client=client, transforms=[])
+
+
+def add_output_transform(app: Flask, transform: OutputTransform) -> None:
+    """Register a transform applied, in order, to every edited output before it reaches the app."""
+    _state(app).transforms.append(transform)
+
+
+def forward(
+    url: str, *, ticket: str, context: EditContext, parameters: Mapping[str, Any] | None,
+    parts: Mapping[str, MediaPart], request_id: str | None = None,
+) -> Reply:
+    """Send the media to the upstream; return its 2xx answer unread, or raise :class:`UpstreamError`."""
+    state = _state(current_app)
+    request_part = json.dumps({
+        "decision_id": context.decision_id,
+        "operation": context.operation,
+        "algorithm": context.algorithm,
+        "consents": list(context.consents),
+        "parameters": dict(parameters or {}),
+    })
+    files: list[tuple[str, tuple[str | None, Any, str]]] = [
+        (REQUEST_PART, (None, request_part.encode(), "application/json"))
+    ]
+    for part in parts.values():
+        part.file.seek(0)
+        # httpx reads file objects in chunks and sizes them with fstat: a streamed, Content-Length body.
+        files.append((part.role, (part.filename, part.file, part.content_type)))
+    headers = {CONSENT_TICKET_HEADER: ticket, CONSENT_DECISION_HEADER: context.decision_id,
+               # Identity, so the bytes relayed (and hashed) are the bytes the upstream produced.
+               "Accept-Encoding": "identity"}
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    try:
+        request = state.client.build_request("POST", url, files=files, headers=headers)
+        response = state.client.send(request, stream=True)
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(f"the upstream did not answer in time ({type(exc).__name__})") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamUnreachable(f"the upstream cannot be reached ({type(exc).__name__})") from exc
+    if 200 <= response.status_code < 300:
+        return Reply(response)
+    raise _refusal(response)
+
+
+def relay(
+    reply: Reply, context: EditContext, on_done: Callable[[bool, str | None], None]
+) -> tuple[Output, Iterator[bytes]]:
+    """The transformed output and a generator streaming it; ``on_done(completed, sha256)`` runs once
+    when the stream ends, is cut off, or fails."""
+    output = reply.output()
+    for transform in _state(current_app).transforms:
+        output = transform(context, output)
+    return output, _stream(reply, output, on_done)
+
+
+def _stream(reply: Reply, output: Output, on_done: Callable[[bool, str | None], None]) -> Iterator[bytes]:
+    digest = hashlib.sha256()
+    completed = False
+    try:
+        for chunk in output.chunks:
+            digest.update(chunk)
+            yield chunk
+        completed = True
+    except httpx.HTTPError:
+        # Headers have left already; all that can be done is cut the stream and record the failure.
+        log.warning("upstream stream broke off", exc_info=True)
+        raise
+    finally:
+        reply.close()
+        on_done(completed, digest.hexdigest() if completed else None)
+
+
+def without_length(output: Output) -> Output:
+    """For transforms that change the bytes: the upstream's length no longer holds."""
+    return replace(output, length=None)
+
+
+def _refusal(response: httpx.Response) -> UpstreamError:
+    try:
+        peek = b""
+        for chunk in response.iter_raw(_ERROR_PEEK):
+            peek = chunk[:_ERROR_PEEK]
+            break
+    except httpx.HTTPError:
+        peek = b""
+    finally:
+        response.close()
+    upstream_code = None
+    try:
+        body = json.loads(peek)
+        if isinstance(body, dict) and isinstance(body.get("code"), str):
+            upstream_code = body["code"][:64]
+    except ValueError:
+        pass
+    status = response.status_code
+    kind: type[UpstreamError] = UpstreamFailed if status >= 500 else UpstreamRefused
+    return kind(f"the upstream answered {status}", status=status, upstream_code=upstream_code)
+
+
+def _state(app: Flask) -> _State:
+    state = app.extensions.get(_EXT)
+    if not isinstance(state, _State):
+        raise RuntimeError("gateway.upstream.init_app was not called for this app")
+    return state
