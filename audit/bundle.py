@@ -157,9 +157,16 @@ def write_bundle(
     vkeys: Sequence[str],
     jwks: Mapping[str, Any] | None = None,
     purges: Iterable[PurgeRecord] = (),
-    compresslevel: int = 6,
+    compresslevel: int = 1,
+    entries_per_file: int = ENTRIES_PER_FILE,
 ) -> Manifest:
-    """Stream a bundle to ``out`` (a path or a binary file object, seekable or not)."""
+    """Stream a bundle to ``out`` (a path or a binary file object, seekable or not).
+
+    Deflate level 1 by default: on audit entries it is ~12 % larger than level 6 but deflates twice and
+    inflates a third faster, and inflating is the largest single cost of verification.
+    """
+    if entries_per_file < 1 or entries_per_file & (entries_per_file - 1):
+        raise ValueError("entries_per_file must be a power of two")
     for moment in (since, until, generated_at):
         if moment.tzinfo is None:
             raise ValueError("bundle timestamps must be timezone-aware")
@@ -169,28 +176,28 @@ def write_bundle(
         def put(name: str, data: bytes) -> None:
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
-            with zf.open(info, "w", force_zip64=True) as member:
-                member.write(data)
+            # writestr knows the member's size up front, so it adds ZIP64 fields exactly when needed.
+            zf.writestr(info, data, compresslevel=compresslevel)
 
-        written = tuple(_write_shards(put, shards))
+        written = tuple(_write_shards(put, shards, entries_per_file))
         put(PURGES, b"".join(_purge_line(record) for record in purges))
         put(VKEYS, "".join(f"{vkey}\n" for vkey in vkeys).encode())
         put(JWKS, _json_bytes(jwks if jwks is not None else {"keys": []}))
         manifest = Manifest(issuer=issuer, since=since, until=until, generated_at=generated_at,
-                            entries_per_file=ENTRIES_PER_FILE, shards=written)
+                            entries_per_file=entries_per_file, shards=written)
         # Last, because only now are the counts known; readers find it through the central directory.
         put(MANIFEST, _json_bytes(_manifest_json(manifest)))
     return manifest
 
 
-def _write_shards(put: _Put, shards: Iterable[ShardExport]) -> Iterator[ShardManifest]:
+def _write_shards(put: _Put, shards: Iterable[ShardExport], per_file: int) -> Iterator[ShardManifest]:
     previous = ""
     for export in shards:
         if not _SHARD.fullmatch(export.shard) or export.shard <= previous:
             raise ValueError(f"shards must be YYYY-MM names in increasing order, got {export.shard!r}")
         previous = export.shard
         frontier = MerkleFrontier.from_hashes(0, export.first_index, list(export.frontier))
-        count = _write_entries(put, export.shard, export.first_index, export.entries)
+        count = _write_entries(put, export.shard, export.first_index, export.entries, per_file)
         notes = 0
         for note in export.checkpoints:
             put(checkpoint_name(export.shard, notes), note.encode())
@@ -207,7 +214,7 @@ def _write_shards(put: _Put, shards: Iterable[ShardExport]) -> Iterator[ShardMan
                             entry_count=count, checkpoint_count=notes)
 
 
-def _write_entries(put: _Put, shard: str, first_index: int, entries: Iterable[bytes]) -> int:
+def _write_entries(put: _Put, shard: str, first_index: int, entries: Iterable[bytes], per_file: int) -> int:
     index = first_index
     batch: list[bytes] = []
 
@@ -222,7 +229,7 @@ def _write_entries(put: _Put, shard: str, first_index: int, entries: Iterable[by
             raise FormatError(f"entry {index} of {shard} contains a newline; stored entries are JCS")
         batch.append(entry)
         index += 1
-        if index % ENTRIES_PER_FILE == 0:
+        if index % per_file == 0:
             flush()
     if batch:
         flush()

@@ -131,7 +131,7 @@ def verify_consistency(
     """RFC 9162 §2.1.4.2; raises ConsistencyProofError unless the new tree extends the old one."""
     if not 0 <= old_size <= new_size:
         raise ConsistencyProofError(f"size {old_size} cannot precede size {new_size}", index=old_size)
-    if old_size == new_size or old_size == 0:
+    if old_size in (0, new_size):
         # Nothing to prove beyond equality (and every tree extends the empty one).
         if proof:
             raise ConsistencyProofError("a consistency proof between these sizes must be empty", index=old_size)
@@ -140,9 +140,16 @@ def verify_consistency(
         return
     if not proof:
         raise ConsistencyProofError("empty consistency proof", index=old_size)
-    path = list(proof)
-    if old_size & (old_size - 1) == 0:
-        path.insert(0, old_root)
+    path = [old_root, *proof] if old_size & (old_size - 1) == 0 else list(proof)
+    fr, sr = _consistency_roots(old_size, new_size, path)
+    if fr != old_root:
+        raise ConsistencyProofError(f"proof does not match the root at size {old_size}", index=old_size)
+    if sr != new_root:
+        raise ConsistencyProofError(f"proof does not match the root at size {new_size}", index=new_size)
+
+
+def _consistency_roots(old_size: int, new_size: int, path: list[bytes]) -> tuple[bytes, bytes]:
+    """Steps 3 to 6 of RFC 9162 §2.1.4.2: the old and new roots the path leads to."""
     fn, sn = old_size - 1, new_size - 1
     while fn & 1:
         fn >>= 1
@@ -163,10 +170,7 @@ def verify_consistency(
         sn >>= 1
     if sn != 0:
         raise ConsistencyProofError("consistency proof is too short", index=old_size)
-    if fr != old_root:
-        raise ConsistencyProofError(f"proof does not match the root at size {old_size}", index=old_size)
-    if sr != new_root:
-        raise ConsistencyProofError(f"proof does not match the root at size {new_size}", index=new_size)
+    return fr, sr
 
 
 def _shape(begin: int, end: int) -> list[int]:
@@ -247,8 +251,8 @@ class MerkleFrontier:
             if current and hi & 1:
                 right.append((level, current.pop()))
                 hi -= 1
-            prefix = _NODE_PREFIX
-            current = [_sha256(prefix + a + b).digest() for a, b in zip(current[0::2], current[1::2], strict=True)]
+            pairs = iter(current)  # zip(pairs, pairs) walks the list two at a time without copying it
+            current = [_sha256(_NODE_PREFIX + a + b).digest() for a, b in zip(pairs, pairs, strict=True)]
             lo >>= 1
             hi >>= 1
             level += 1
@@ -316,11 +320,6 @@ class MerkleFrontier:
         if end < begin:
             raise FormatError("stored compact range ends before it begins")
         return cls.from_hashes(begin, end, _chunks(data[16:]))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MerkleFrontier):
-            return NotImplemented
-        return (self._begin, self._end, self._nodes) == (other._begin, other._end, other._nodes)
 
     def __repr__(self) -> str:
         return f"MerkleFrontier(begin={self._begin}, end={self._end}, hashes={len(self._nodes)})"

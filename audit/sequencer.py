@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from audit import signed_note
+from audit.bundle import shard_origin
 from audit.log import rfc3339
 from audit.models import Checkpoint, Entry, QueuedEntry, Shard
 from audit.rfc9162 import MerkleFrontier, leaf_hash
@@ -49,11 +50,6 @@ class Policy:
 
 def shard_of(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m")
-
-
-def origin_for(issuer: str, shard: str) -> str:
-    bare = issuer.split("://", 1)[-1].rstrip("/")
-    return f"{bare}/audit/{shard}"
 
 
 def try_lead(session: Session) -> bool:
@@ -119,7 +115,7 @@ def _current_shard(
 
 
 def _open_shard(
-    session: Session, signer: NoteSigner, issuer: str, month: str, now: datetime, previous: Shard | None
+    session: Session, signer: NoteSigner, issuer: str, month: str, now: datetime, *, previous: Shard | None
 ) -> Shard:
     previous_note: dict[str, Any] | None = None
     if previous is not None:
@@ -133,7 +129,7 @@ def _open_shard(
             "note": final.note,
         }
     _ensure_partition(session, month)
-    shard = Shard(shard=month, origin=origin_for(issuer, month), size=0, frontier=b"", status="open",
+    shard = Shard(shard=month, origin=shard_origin(issuer, month), size=0, frontier=b"", status="open",
                   opened_at=now, checkpoint_size=0, checkpoint_at=now)
     session.add(shard)
     session.flush()

@@ -47,7 +47,7 @@ import threading
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -107,6 +107,8 @@ class ShardReport:
     """Largest tree size whose root was recomputed from the entries and matched a signed root."""
     previous: str | None
     """The shard this one's first entry commits to, when that entry is in the bundle."""
+    starts_log: bool
+    """Entry 0 is in the bundle and commits to no previous shard: this is the log's first shard."""
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,9 @@ class Report:
             lines.append(f"keys: the {len(self.keys)} shipped in the bundle (pass --key to pin the keys you trust)")
         for s in self.shards:
             span = f"{s.first_index}..{s.first_index + s.entry_count - 1}" if s.entry_count else "none"
-            lines.append(f"shard {s.shard}: entries {span} ({s.entry_count}), "
-                         f"{s.checkpoints_verified} signed checkpoints, verified up to size {s.verified_size}")
+            chain = " (first shard of the log)" if s.starts_log else f", follows {s.previous}" if s.previous else ""
+            lines.append(f"shard {s.shard}: entries {span} ({s.entry_count}), {s.checkpoints_verified} signed "
+                         f"checkpoints, verified up to size {s.verified_size}{chain}")
         lines.extend(f"purged by policy: {p.shard} (size {p.size}, root {p.root}, purged {p.purged_at})"
                      for p in self.purged)
         lines.extend(f"MISSING: {_where(p)}{p.message}" for p in self.missing)
@@ -167,7 +170,7 @@ class Report:
 def _where(problem: Problem) -> str:
     if problem.shard is None:
         return ""
-    return f"[{problem.shard}]" if problem.index is None else f"[{problem.shard} #{problem.index}] "
+    return f"[{problem.shard}] " if problem.index is None else f"[{problem.shard} #{problem.index}] "
 
 
 class _Problems:
@@ -318,7 +321,7 @@ def _pool_context() -> BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _scan_all(reader: BundleReader, jobs: list[_ScanJob], workers: int) -> Iterator[_ScanResult]:
+def _scan_all(reader: BundleReader, jobs: list[_ScanJob], workers: int) -> Generator[_ScanResult, None, None]:
     if workers <= 1 or len(jobs) < 2:
         for job in jobs:
             yield _scan(reader.zipfile, job)
@@ -467,14 +470,14 @@ class _ShardCheck:
         roots = {size: state.root() for size, state in self.states.items()}
         matched = {s for s, signed in self.signed.items() if roots.get(s) == signed.root}
         mismatched = sorted(s for s, signed in self.signed.items() if s in roots and roots[s] != signed.root)
-        linked = self._check_proofs(roots, matched, problems)
+        linked, disputed = self._check_proofs(roots, matched, mismatched[0] if mismatched else None, problems)
         if mismatched:
             self._localise(reader, mismatched, problems)
         if self.covers_start and first > 0:
             problems.add("missing_entries", f"entries 0..{first - 1} are missing although the range covers the "
                          "whole month", name, 0)
         for size, signed in sorted(self.signed.items()):
-            if size in roots or size in linked:
+            if size in roots or size in linked or size in disputed:
                 continue
             if self.broken_at is not None and first <= size <= end:
                 problems.add("unchecked", f"{signed.source} (size {size}) cannot be checked: the entries are "
@@ -485,12 +488,13 @@ class _ShardCheck:
             else:
                 problems.add("unlinked_checkpoint", f"{signed.source} (size {size}) lies outside the exported "
                              f"entries {first}..{end - 1} and no consistency proof links it to them", name, size)
-        verified = max(matched, default=0)
-        if self.m.entry_count and verified < end and self.broken_at is None:
-            start = max(verified, first)
+        # Entries under a checkpoint or proof that failed are already reported; these had no check at all.
+        covered = max((s for s in self.signed.keys() | matched | disputed if s <= end), default=0)
+        if self.m.entry_count and covered < end and self.broken_at is None:
+            start = max(covered, first)
             problems.add("unsigned_entries", f"entries {start}..{end - 1} are not covered by a trusted signed "
                          "checkpoint", name, start)
-        return verified
+        return max(matched, default=0)
 
     def _root_of(self, size: int, roots: dict[int, bytes]) -> tuple[bytes, bool] | None:
         """The root at ``size`` and whether it was recomputed (True) or only signed (False)."""
@@ -499,13 +503,17 @@ class _ShardCheck:
         signed = self.signed.get(size)
         return (signed.root, False) if signed is not None else None
 
-    def _check_proofs(self, roots: dict[int, bytes], matched: set[int], problems: _Problems) -> set[int]:
-        """Verify the consistency proofs; returns the signed sizes they link to authenticated roots.
+    def _check_proofs(self, roots: dict[int, bytes], matched: set[int], suspect_from: int | None,
+                      problems: _Problems) -> tuple[set[int], set[int]]:
+        """Verify the consistency proofs. Returns the signed sizes linked to authenticated roots, and the
+        sizes of failed proofs (reported here).
 
         A proof from a recomputed root to a signed checkpoint authenticates the recomputed root (the signed
-        tree extends it); a proof from a signed checkpoint to an authenticated root links that checkpoint.
+        tree extends it; it joins ``matched``); a proof from a signed checkpoint to an authenticated root
+        links that checkpoint.
         """
         linked: set[int] = set()
+        disputed: set[int] = set()
         verified: list[tuple[int, bool, int, bool]] = []
         for proof in self.consistency:
             old, new = self._root_of(proof.old_size, roots), self._root_of(proof.new_size, roots)
@@ -516,22 +524,27 @@ class _ShardCheck:
             try:
                 verify_consistency(proof.old_size, proof.new_size, proof.hashes, old[0], new[0])
             except ConsistencyProofError as exc:
-                problems.add("inconsistent", f"consistency proof {proof.old_size} -> {proof.new_size}: {exc}",
-                             self.name, proof.old_size)
+                disputed.update((proof.old_size, proof.new_size))
+                computed = [size for size, (_, recomputed) in ((proof.old_size, old), (proof.new_size, new))
+                            if recomputed]
+                # A root recomputed past a mismatch is already known to be wrong: no separate finding.
+                if suspect_from is None or all(size < suspect_from for size in computed):
+                    problems.add("inconsistent", f"consistency proof {proof.old_size} -> {proof.new_size}: {exc}",
+                                 self.name, proof.old_size)
                 continue
             verified.append((proof.old_size, old[1], proof.new_size, new[1]))
         changed = True
         while changed:
             changed = False
             for old_size, old_computed, new_size, new_computed in verified:
-                if old_computed and not new_computed and new_size in self.signed and old_size not in matched:
+                if old_computed and not new_computed and new_size not in linked:
                     matched.add(old_size)
                     linked.add(new_size)
                     changed = True
                 elif not old_computed and new_computed and new_size in matched and old_size not in linked:
                     linked.add(old_size)
                     changed = True
-        return linked
+        return linked, disputed
 
     def _localise(self, reader: BundleReader, mismatched: list[int], problems: _Problems) -> None:
         """Name the entries that differ from the signed tree.
@@ -630,13 +643,14 @@ def verify_bundle(
         for check in checks.values():
             check.load(reader, verifiers, bundle.issuer, problems)
         purged = _check_purges(reader, verifiers, bundle.issuer, checks, problems)
-        _add_trusted(trusted_checkpoints, verifiers, bundle.issuer, checks, purged, problems)
+        _add_trusted(trusted_checkpoints, verifiers, issuer=bundle.issuer, checks=checks, purged=purged,
+                     problems=problems)
         named_missing = _follow_links(bundle, checks, purged, problems)
         _recompute(reader, checks, jobs or os.cpu_count() or 1, strict_json, problems)
         shard_reports = [
             ShardReport(shard=c.name, origin=c.m.origin, first_index=c.m.first_index, entry_count=c.m.entry_count,
                         checkpoints_verified=c.checkpoints_verified, verified_size=c.evaluate(reader, problems),
-                        previous=c.previous_shard)
+                        previous=c.previous_shard, starts_log=c.genesis)
             for c in checks.values()
         ]
         _check_coverage(bundle, checks, purged, named_missing, problems)
@@ -689,8 +703,8 @@ def _check_purges(reader: BundleReader, verifiers: Sequence[Verifier], issuer: s
     return purged
 
 
-def _add_trusted(notes: Sequence[str], verifiers: Sequence[Verifier], issuer: str, checks: dict[str, _ShardCheck],
-                 purged: dict[str, PurgedShard], problems: _Problems) -> None:
+def _add_trusted(notes: Sequence[str], verifiers: Sequence[Verifier], *, issuer: str,
+                 checks: dict[str, _ShardCheck], purged: dict[str, PurgedShard], problems: _Problems) -> None:
     for number, note in enumerate(notes, 1):
         what = f"trusted checkpoint {number}"
         checkpoint = _open_checkpoint(note.encode, what, verifiers, problems, None)
@@ -720,7 +734,12 @@ def _follow_links(bundle: Manifest, checks: dict[str, _ShardCheck], purged: dict
     the months a link names that are neither exported nor purged."""
     months = set(_months(bundle.since, bundle.until))
     named_missing: set[str] = set()
+    known = set(checks) | set(purged)
     for check in checks.values():
+        if check.genesis and min(known) < check.name:
+            # A second "first shard" would let a log restart its chain and hide what came before.
+            problems.add("broken_link", f"entry 0 of {check.name} starts a new log although earlier shards exist",
+                         check.name, 0)
         previous = check.previous
         if previous is None:
             continue
@@ -740,7 +759,7 @@ def _follow_links(bundle: Manifest, checks: dict[str, _ShardCheck], purged: dict
         elif shard in months:
             named_missing.add(shard)
             problems.add("missing_shard", f"{shard} is neither exported nor purged, yet {check.name} entry 0 "
-                         f"commits to its final checkpoint (size {previous.size})", shard)
+                         f"commits to its final checkpoint (size {previous.size})", shard, 0)
     return named_missing
 
 
@@ -773,7 +792,7 @@ def _check_coverage(bundle: Manifest, checks: dict[str, _ShardCheck], purged: di
     for month in months:
         if month in accounted or month in skipped or (earliest is not None and month < earliest):
             continue
-        problems.add("missing_shard", f"no shard, purge record or month link accounts for {month}", month)
+        problems.add("missing_shard", f"no shard, purge record or month link accounts for {month}", month, 0)
 
 
 def _months(since: datetime, until: datetime) -> list[str]:

@@ -188,6 +188,17 @@ def expire_if_due(session: Session, request: ConsentRequest, journal: Journal, n
     return True
 
 
+def sweep(session: Session, *, journal: Journal, now: datetime, limit: int = 500) -> int:
+    """Expire pending requests whose time has passed (for a periodic job); returns how many."""
+    due = session.scalars(
+        select(ConsentRequest)
+        .where(ConsentRequest.status == REQUEST_PENDING, ConsentRequest.expires_at <= now)
+        .order_by(ConsentRequest.expires_at)
+        .limit(limit)
+    )
+    return sum(1 for request in due if expire_if_due(session, request, journal, now))
+
+
 def require_pending(session: Session, request: ConsentRequest, journal: Journal, now: datetime) -> None:
     expire_if_due(session, request, journal, now)
     if request.status != REQUEST_PENDING:

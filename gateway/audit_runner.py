@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from audit import sequencer
+from audit import sequencer, signed_note
 from audit.models import QueuedEntry
 from gateway.clock import utcnow
 from gateway.db import db
@@ -29,10 +29,20 @@ log = logging.getLogger(__name__)
 _DIRTY = "audit_queued"
 
 
+def key_name(issuer: str) -> str:
+    """The signed-note key name: one per log (see docs/AUDIT_BUNDLE.md), not one per month."""
+    return issuer.split("://", 1)[-1].rstrip("/") + "/audit"
+
+
+def verifier_keys(session: Session, issuer: str) -> list[str]:
+    """Signed-note verifier keys of every signing key, retired ones included (old checkpoints)."""
+    return [signed_note.vkey_for(key_name(issuer), row.public_key) for row in key_store().all(session)]
+
+
 def note_signer(session: Session, issuer: str) -> sequencer.NoteSigner:
     signer = key_store().signer(session, issuer)
-    name = issuer.split("://", 1)[-1].rstrip("/")
-    return sequencer.NoteSigner(name=name, kid=signer.kid, public_key=signer.public_key_bytes, sign=signer.sign)
+    return sequencer.NoteSigner(name=key_name(issuer), kid=signer.kid, public_key=signer.public_key_bytes,
+                                sign=signer.sign)
 
 
 def policy(app: Flask) -> sequencer.Policy:
@@ -52,6 +62,15 @@ def drain(app: Flask, now: datetime | None = None, max_batches: int = 20) -> int
         if done < policy(app).batch:
             break
     return total
+
+
+def seal(app: Flask, now: datetime | None = None) -> None:
+    """Integrate everything queued and sign a checkpoint at the current size (before an export)."""
+    moment = now or utcnow()
+    drain(app, moment, max_batches=1_000_000)
+    issuer = app.config["ISSUER"]
+    with db.unit_of_work() as session:
+        sequencer.checkpoint_now(session, note_signer(session, issuer), moment)
 
 
 def tick(app: Flask, now: datetime | None = None) -> None:

@@ -28,7 +28,9 @@ def engine_for(url: str, **kwargs: Any) -> Engine:
         # pysqlite's own transaction handling defers BEGIN; emitting BEGIN IMMEDIATE ourselves
         # takes the write lock up front, so two writers queue on busy_timeout instead of one of
         # them failing with "database is locked" at commit.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # Read-only sessions (long exports) begin deferred so they never hold the write lock.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
+            "BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE"))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -64,6 +66,10 @@ class Database:
     def new_session(self) -> Session:
         factory: sessionmaker[Session] = current_app.extensions["consent_gateway.db"][1]
         return factory()
+
+    def read_session(self) -> Session:
+        """A session for long reads: never takes SQLite's write lock; must not write."""
+        return Session(bind=self.engine.execution_options(read_only=True), expire_on_commit=False)
 
     @property
     def session(self) -> Session:

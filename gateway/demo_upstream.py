@@ -7,7 +7,8 @@ so it does not need the gateway's database or configuration.
 
 ``POST /edit``: multipart, one file part per media role (``source`` and ``target`` for face
 operations, ``target`` alone for ``face_attribute_edit``, ``audio`` for voice operations) and the
-ticket in the ``Consent-Ticket`` header. The operation is the one the ticket authorises. The answer is
+ticket in the ``Consent-Ticket`` header. Parts without a filename (the gateway's JSON ``request``
+part) are not media and are ignored: the operation is the one the ticket authorises. The answer is
 the edited file, or ``application/problem+json``: 401 without a ticket, 403 with one that does not
 authorise this edit, 400/413/415/422 for media it cannot edit, 503 when the gateway's keys cannot be
 fetched.

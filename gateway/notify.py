@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import secrets
@@ -34,6 +35,7 @@ import httpx
 from flask import current_app
 
 _EXT = "consent_gateway.notifier"
+_OUTBOX_SEQUENCE = itertools.count()
 _TIMEOUT_SECONDS = 10
 
 
@@ -66,7 +68,9 @@ class OutboxNotifier:
 
     def send(self, message: Message) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"{time.time_ns()}-{secrets.token_hex(4)}.json"
+        # Sortable by when it was written: wall clock first, then this process's own sequence (which
+        # keeps order when the clock does not move, as under a frozen test clock).
+        name = f"{time.time_ns():020d}-{next(_OUTBOX_SEQUENCE):09d}-{secrets.token_hex(4)}.json"
         temporary = self.directory / f".{name}.tmp"
         payload = {**asdict(message), "sent_at": time.time()}
         try:

@@ -142,3 +142,112 @@ def audit_entries(app: Flask, action: str | None = None) -> list[dict[str, Any]]
     entries = [json.loads(bytes(body)) for body in bodies]
     entries.sort(key=lambda e: e["ts"])
     return [e for e in entries if action is None or e["action"] == action]
+
+
+# --- consent lifecycle and the subject portal -----------------------------------------------------------
+
+DEFAULT_CONTACT = "alice@example.com"
+
+
+def outbox_messages(app: Flask) -> list[dict[str, Any]]:
+    """Messages the outbox notifier wrote, oldest first."""
+    import json
+    from pathlib import Path
+
+    notifier = str(app.config["NOTIFIER"])
+    assert notifier.startswith("outbox:"), notifier
+    folder = Path(notifier.removeprefix("outbox:"))
+    if not folder.exists():
+        return []
+    return [json.loads(path.read_text("utf-8")) for path in sorted(folder.glob("*.json"))]
+
+
+def last_code(app: Flask, to: str = DEFAULT_CONTACT) -> str:
+    """The newest one-time code sent to ``to``, read from the outbox like a person reads their mail."""
+    import re
+
+    for message in reversed(outbox_messages(app)):
+        if message["to"] == to:
+            found = re.search(r"\b(\d{6})\b", message["text"])
+            assert found, message
+            return found.group(1)
+    raise AssertionError(f"no message to {to}")
+
+
+def create_consent_request(client: FlaskClient, token: str, *, contact: str | None = DEFAULT_CONTACT,
+                           reference: str | None = "user-42", headers: dict[str, str] | None = None,
+                           expect: int = 201, **body: Any) -> dict[str, Any]:
+    """POST /v1/consent-requests with sensible defaults; returns the JSON body."""
+    payload: dict[str, Any] = {"operations": ["face_swap"], "purpose": "Put your face in a birthday video"}
+    subject = {k: v for k, v in (("contact", contact), ("reference", reference)) if v is not None}
+    if subject:
+        payload["subject"] = subject
+    payload.update(body)
+    response = client.post("/v1/consent-requests", json=payload, headers={**bearer(token), **(headers or {})})
+    assert response.status_code == expect, response.get_data(as_text=True)
+    result: dict[str, Any] = response.get_json()
+    return result
+
+
+class PortalVisitor:
+    """A subject clicking through the hosted consent screen with a test client (form posts, no JS)."""
+
+    def __init__(self, app: Flask, client: FlaskClient | None = None) -> None:
+        self.app = app
+        self.client = client or app.test_client()
+
+    @staticmethod
+    def field(html: str, name: str) -> str:
+        import re
+
+        found = re.search(rf'name="{name}" value="([^"]*)"', html)
+        assert found, f"no {name} field in page"
+        return found.group(1)
+
+    def page(self, path: str) -> str:
+        response = self.client.get(path)
+        assert response.status_code == 200, (path, response.status_code, response.get_data(as_text=True)[:500])
+        return response.get_data(as_text=True)
+
+    def csrf(self, path: str) -> str:
+        return self.field(self.page(path), "csrf_token")
+
+    def post(self, path: str, data: dict[str, Any], csrf_from: str) -> Any:
+        return self.client.post(path, data={"csrf_token": self.csrf(csrf_from), **data})
+
+    def send_code(self, request_id: str, contact: str | None = None) -> Any:
+        data = {} if contact is None else {"contact": contact}
+        return self.post(f"/consent/{request_id}/code", data, f"/consent/{request_id}")
+
+    def verify(self, request_id: str, code: str) -> Any:
+        return self.post(f"/consent/{request_id}/verify", {"code": code}, f"/consent/{request_id}")
+
+    def prove(self, request_id: str, contact: str = DEFAULT_CONTACT, *, enter_contact: bool = False) -> None:
+        response = self.send_code(request_id, contact if enter_contact else None)
+        assert response.status_code == 303, response.get_data(as_text=True)[:500]
+        response = self.verify(request_id, last_code(self.app, contact))
+        assert response.status_code == 303, response.get_data(as_text=True)[:500]
+
+    def decide(self, request_id: str, operations: list[str], action: str = "approve",
+               notice_sha256: str | None = None, locale: str | None = None) -> Any:
+        html = self.page(f"/consent/{request_id}")
+        data: dict[str, Any] = {
+            "csrf_token": self.field(html, "csrf_token"),
+            "notice_sha256": notice_sha256 or self.field(html, "notice_sha256"),
+            "locale": locale or self.field(html, "locale"),
+            "operations": operations,
+            "action": action,
+        }
+        return self.client.post(f"/consent/{request_id}/decision", data=data)
+
+    def grant(self, request_id: str, operations: list[str], contact: str = DEFAULT_CONTACT) -> Any:
+        self.prove(request_id, contact)
+        response = self.decide(request_id, operations)
+        assert response.status_code in (200, 303), response.get_data(as_text=True)[:500]
+        return response
+
+    def sign_in(self, contact: str = DEFAULT_CONTACT) -> None:
+        response = self.post("/me/code", {"contact": contact}, "/me")
+        assert response.status_code == 303
+        response = self.post("/me/verify", {"code": last_code(self.app, contact)}, "/me")
+        assert response.status_code == 303, response.get_data(as_text=True)[:500]

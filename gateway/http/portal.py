@@ -30,6 +30,7 @@ from flask import (
     url_for,
 )
 from flask.blueprints import BlueprintSetupState
+from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from consent import errors, jws, lifecycle
 from consent import requests as consent_requests
@@ -247,7 +248,7 @@ def consent_screen(request_id: str) -> tuple[str, int]:
 
 
 @bp.post("/consent/<request_id>/code")
-def consent_code(request_id: str) -> Response | tuple[str, int]:
+def consent_code(request_id: str) -> WerkzeugResponse | tuple[str, int]:
     _check_csrf()
     now = utcnow()
     req = _load_request(request_id, now)
@@ -271,7 +272,7 @@ def consent_code(request_id: str) -> Response | tuple[str, int]:
 
 
 @bp.post("/consent/<request_id>/verify")
-def consent_verify(request_id: str) -> Response | tuple[str, int]:
+def consent_verify(request_id: str) -> WerkzeugResponse | tuple[str, int]:
     _check_csrf()
     now = utcnow()
     req = _load_request(request_id, now)
@@ -300,7 +301,7 @@ def _code_error(locale: str, exc: errors.CodeRejected) -> str:
 
 
 @bp.post("/consent/<request_id>/decision")
-def consent_decision(request_id: str) -> Response | tuple[str, int]:
+def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
     _check_csrf()
     now = utcnow()
     req = _load_request(request_id, now)
@@ -335,7 +336,7 @@ def consent_decision(request_id: str) -> Response | tuple[str, int]:
     return _after_decision(req, locale)
 
 
-def _after_decision(req: ConsentRequest, locale: str) -> Response | tuple[str, int]:
+def _after_decision(req: ConsentRequest, locale: str) -> WerkzeugResponse | tuple[str, int]:
     if req.redirect_uri:
         # Only ever a URI the app registered (checked exactly when the request was created).
         return redirect(_with_query(req.redirect_uri, request_id=req.id, status=req.status), 303)
@@ -391,7 +392,7 @@ def me() -> tuple[str, int]:
 
 
 @bp.post("/me/code")
-def me_code() -> Response | tuple[str, int]:
+def me_code() -> WerkzeugResponse | tuple[str, int]:
     _check_csrf()
     now = utcnow()
     locale = _locale()
@@ -416,7 +417,7 @@ def me_code() -> Response | tuple[str, int]:
 
 
 @bp.post("/me/verify")
-def me_verify() -> Response | tuple[str, int]:
+def me_verify() -> WerkzeugResponse | tuple[str, int]:
     _check_csrf()
     now = utcnow()
     locale = _locale()
@@ -434,7 +435,7 @@ def me_verify() -> Response | tuple[str, int]:
 
 
 @bp.post("/me/logout")
-def me_logout() -> Response:
+def me_logout() -> WerkzeugResponse:
     _check_csrf()
     session.pop("me", None)
     session.pop("me_pending", None)
@@ -472,7 +473,7 @@ def _history_lines(locale: str, entries: list[dict[str, Any]]) -> list[tuple[str
 
 
 @bp.get("/me/consents/<consent_id>")
-def me_consent(consent_id: str) -> Response | tuple[str, int]:
+def me_consent(consent_id: str) -> WerkzeugResponse | tuple[str, int]:
     now = utcnow()
     locale = _locale()
     mine = _my_consent(consent_id, now)
@@ -485,7 +486,7 @@ def me_consent(consent_id: str) -> Response | tuple[str, int]:
 
 
 @bp.get("/me/consents/<consent_id>/receipt")
-def me_receipt(consent_id: str) -> Response:
+def me_receipt(consent_id: str) -> WerkzeugResponse:
     now = utcnow()
     mine = _my_consent(consent_id, now)
     if mine is None:
@@ -516,7 +517,7 @@ def me_receipt(consent_id: str) -> Response:
 
 
 @bp.get("/me/consents/<consent_id>/withdraw")
-def me_withdraw_confirm(consent_id: str) -> Response | tuple[str, int]:
+def me_withdraw_confirm(consent_id: str) -> WerkzeugResponse | tuple[str, int]:
     now = utcnow()
     locale = _locale()
     mine = _my_consent(consent_id, now)
@@ -529,7 +530,7 @@ def me_withdraw_confirm(consent_id: str) -> Response | tuple[str, int]:
 
 
 @bp.post("/me/consents/<consent_id>/withdraw")
-def me_withdraw(consent_id: str) -> Response | tuple[str, int]:
+def me_withdraw(consent_id: str) -> WerkzeugResponse | tuple[str, int]:
     _check_csrf()
     now = utcnow()
     locale = _locale()
@@ -561,7 +562,7 @@ _ERROR_KEYS: dict[str, str] = {
 def _portal_error(exc: Exception) -> tuple[str, int]:
     # Like gateway.problems' handler (roll back, remember the code for the logs), but as a page.
     g.failed = True
-    locale = g.get("portal_locale") or DEFAULT_LOCALE
+    locale = g.get("portal_locale") or _locale()
     if isinstance(exc, CsrfFailed):
         return _error(locale, 403, "error.csrf")
     if isinstance(exc, NotificationFailed):

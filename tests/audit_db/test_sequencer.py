@@ -21,16 +21,15 @@ from gateway.keyring import key_store
 
 
 def _append(app: Flask, n: int, now: datetime, action: str = "test.event") -> None:
-    with app.app_context():
-        with db.unit_of_work() as session:
-            for i in range(n):
-                record(session, action, SYSTEM, now, detail={"i": i})
+    with app.app_context(), db.unit_of_work() as session:
+        for i in range(n):
+            record(session, action, SYSTEM, now, detail={"i": i})
 
 
 def _vkey(app: Flask) -> signed_note.Verifier:
     with app.app_context():
         signer = key_store().signer(db.session, app.config["ISSUER"])
-        return signed_note.parse_vkey(signed_note.vkey_for("gateway.test", signer.public_key_bytes))
+        return signed_note.parse_vkey(signed_note.vkey_for("gateway.test/audit", signer.public_key_bytes))
 
 
 def test_commit_integrates_entries_with_gap_free_indices_and_a_checkpoint(app: Flask) -> None:
@@ -49,7 +48,7 @@ def test_commit_integrates_entries_with_gap_free_indices_and_a_checkpoint(app: F
         checkpoints = list(db.session.scalars(select(Checkpoint).order_by(Checkpoint.size)))
         assert checkpoints, "a checkpoint every 5 entries"
         for cp in checkpoints:
-            body, signers = signed_note.open_note(cp.note, [verifier])
+            body, _signers = signed_note.open_note(cp.note, [verifier])
             parsed = signed_note.parse_checkpoint(body)
             assert parsed.origin == "gateway.test/audit/2026-11"
             assert parsed.root == rfc9162.root(leaves[: parsed.size])

@@ -118,29 +118,33 @@ def test_no_allow_starts_after_the_withdrawal_returned_across_processes(
     _withdraw_race(two_processes, app)
 
 
-def test_fifty_concurrent_requests_take_exactly_max_uses(live_server: LiveServer) -> None:
-    app = live_server.app
+def test_fifty_concurrent_requests_take_exactly_max_uses(
+    app: Flask, database_url: str, tmp_path: Path
+) -> None:
+    """On the production server: two worker processes of four threads each, 50 clients at once."""
     edit_app = make_app_client(app, name="Greedy App")
     register_algorithm(app, FILING)
     consent_id = make_consent(app, edit_app.client_id, max_uses=10)
-    token = _token(live_server.url, edit_app)
     start = threading.Barrier(50)
     attempts: list[Attempt] = []
     lock = threading.Lock()
 
-    def one() -> None:
-        with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {token}"},
-                          timeout=120) as http:
-            start.wait()
-            attempt = _decide(http, consent_id)
-        with lock:
-            attempts.append(attempt)
+    with gunicorn_gateway(database_url, tmp_path, workers=2) as server:
+        token = _token(server.url, edit_app)
 
-    threads = [threading.Thread(target=one) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+        def one() -> None:
+            with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"},
+                              timeout=120) as http:
+                start.wait()
+                attempt = _decide(http, consent_id)
+            with lock:
+                attempts.append(attempt)
+
+        threads = [threading.Thread(target=one) for _ in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     assert len(attempts) == 50
     assert sum(a.status == 201 for a in attempts) == 10

@@ -385,3 +385,20 @@ def test_the_label_box_always_lies_wholly_inside_the_image(size: tuple[int, int]
     assert right < edited.width
     assert top > edited.height // 2
     assert bottom < edited.height
+
+
+def test_the_json_request_part_the_gateway_adds_is_not_taken_for_media(ticket_signer: KeySigner) -> None:
+    jwks = {"keys": [public_jwk(ticket_signer)]}
+    app = create_demo_upstream(issuer=ISSUER, jwks=lambda: jwks, filing_number=FILING, clock=lambda: NOW)
+    media = {"audio": AUDIO}
+    # The multipart body as gateway/upstream.py builds it: a filename-less JSON part, then the media.
+    files = [
+        ("request", (None, b'{"operation": "voice_edit"}', "application/json")),
+        ("audio", ("audio.wav", AUDIO, "audio/wav")),
+    ]
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://upstream.test") as client:
+        response = client.post(
+            "/edit", files=files, headers={"Consent-Ticket": ticket(ticket_signer, "voice_edit", media)}
+        )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "audio/wav"

@@ -1,0 +1,100 @@
+"""``consent-gateway audit …`` and ``retention purge``: thin wrappers around the audit domain."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import UTC, datetime, timedelta
+
+import click
+from flask import current_app
+
+from audit import retention
+from audit.verify import main as verify_main
+from gateway.audit_runner import drain, tick
+from gateway.audit_trail import OPERATOR, Actor, record
+from gateway.cli import emit, json_option, main
+from gateway.clock import utcnow
+from gateway.db import db
+
+
+def _when(value: str | None, default: datetime) -> datetime:
+    if value is None:
+        return default
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit_group.command("export")
+@click.option("--since", help="RFC 3339 (default: 31 days before --until)")
+@click.option("--until", help="RFC 3339, exclusive (default: now)")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
+@json_option
+def audit_export(since: str | None, until: str | None, output: str, as_json: bool) -> None:
+    """Write a signed export bundle (zip) for a time range; the export is itself audited."""
+    from gateway.http.audit_api import build_export
+
+    now = utcnow()
+    end = _when(until, now)
+    start = _when(since, end - timedelta(days=31))
+    if not start < end:
+        raise click.UsageError("--since must be before --until")
+    with db.unit_of_work() as session:
+        record(session, "audit.exported", OPERATOR, now,
+               detail={"since": start.isoformat(), "until": end.isoformat(), "output": "file"})
+    with build_export(start, end, now) as spool, open(output, "wb") as handle:
+        shutil.copyfileobj(spool, handle, 1024 * 1024)
+    emit(as_json, {"output": output, "since": start.isoformat(), "until": end.isoformat()},
+         f"wrote {output} ({start.isoformat()} .. {end.isoformat()})")
+
+
+@audit_group.command("verify", context_settings={"ignore_unknown_options": True})
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def audit_verify(arguments: tuple[str, ...]) -> None:
+    """Verify a bundle offline: BUNDLE [--trusted-checkpoint FILE] [--key VKEY] [--json]."""
+    sys.exit(verify_main(list(arguments)))
+
+
+@audit_group.command("sequence")
+@json_option
+def audit_sequence(as_json: bool) -> None:
+    """Integrate queued entries, close ended months and sign due checkpoints now."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    integrated = drain(app)
+    tick(app)
+    emit(as_json, {"integrated": integrated}, f"integrated {integrated} entries")
+
+
+@main.group("retention")
+def retention_group() -> None:
+    """Retention of the audit log (default three years, never below six months)."""
+
+
+@retention_group.command("purge")
+@click.option("--dry-run", is_flag=True, help="only say what would be purged")
+@json_option
+def retention_purge(dry_run: bool, as_json: bool) -> None:
+    """Purge shards whose month ended more than the retention period ago."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    days = int(app.config["AUDIT_RETENTION_DAYS"])
+    now = utcnow()
+    tick(app, now)
+    try:
+        with db.unit_of_work() as session:
+            plans = retention.plan(session, now, days)
+            if not dry_run and plans:
+                retention.purge(session, plans, now, days)
+                for item in plans:
+                    record(session, "retention.purged", Actor("system", "retention"), now,
+                           detail={"shard": item.shard, "entries": item.entry_count, "retention_days": days,
+                                   "final_checkpoint": item.final_checkpoint})
+    except retention.RetentionTooShort as exc:
+        raise click.UsageError(str(exc)) from exc
+    shards = [{"shard": p.shard, "entries": p.entry_count} for p in plans]
+    emit(as_json, {"dry_run": dry_run, "retention_days": days, "shards": shards},
+         ("would purge " if dry_run else "purged ") + (", ".join(p.shard for p in plans) or "nothing"))

@@ -1,0 +1,136 @@
+"""Time limits, with the clock frozen at the HTTP edge: requests, consents, codes, attempts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from flask import Flask
+from flask.testing import FlaskClient
+from freezegun import freeze_time
+
+from gateway.cli import main
+from tests.consent_http.conftest import Caller
+from tests.factories import (
+    PortalVisitor,
+    audit_entries,
+    bearer,
+    create_consent_request,
+    last_code,
+    token_for,
+)
+
+START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def test_a_request_expires_after_24_hours(app: Flask, client: FlaskClient, caller: Caller,
+                                          visitor: PortalVisitor) -> None:
+    with freeze_time(START) as frozen:
+        token = token_for(client, caller.app)
+        created = create_consent_request(client, token)
+        assert created["expires_at"] == "2026-03-02T09:00:00Z"
+        frozen.tick(timedelta(hours=24) - timedelta(seconds=1))
+        token = token_for(client, caller.app)
+        assert client.get(f"/v1/consent-requests/{created['id']}", headers=bearer(token)).get_json()[
+            "status"] == "pending"
+        assert visitor.client.get(f"/consent/{created['id']}").status_code == 200
+        frozen.tick(timedelta(seconds=1))
+        for _ in range(2):
+            body = client.get(f"/v1/consent-requests/{created['id']}", headers=bearer(token)).get_json()
+            assert body["status"] == "expired"
+        page = visitor.client.get(f"/consent/{created['id']}")
+        assert page.status_code == 410
+        assert "has expired" in page.get_data(as_text=True)
+    # Expiry is written once, however many readers notice it.
+    assert len(audit_entries(app, "consent_request.expired")) == 1
+
+
+def test_a_consent_expires_after_its_duration(app: Flask, client: FlaskClient, caller: Caller,
+                                              visitor: PortalVisitor) -> None:
+    with freeze_time(START) as frozen:
+        token = token_for(client, caller.app)
+        created = create_consent_request(client, token, duration_days=2)
+        visitor.grant(created["id"], ["face_swap"])
+        consent_id = client.get(f"/v1/consent-requests/{created['id']}", headers=bearer(token)).get_json()[
+            "consent_id"]
+        frozen.tick(timedelta(days=2) - timedelta(seconds=1))
+        token = token_for(client, caller.app)
+        assert client.get(f"/v1/consents/{consent_id}", headers=bearer(token)).get_json()["status"] == "active"
+        frozen.tick(timedelta(seconds=1))
+        token = token_for(client, caller.app)
+        consent = client.get(f"/v1/consents/{consent_id}", headers=bearer(token)).get_json()
+        assert consent["status"] == "expired"
+        assert consent["ended_at"] == consent["expires_at"] == "2026-03-03T09:00:00Z"
+        listed = client.get("/v1/consents?status=expired", headers=bearer(token)).get_json()["consents"]
+        assert [c["id"] for c in listed] == [consent_id]
+        refused = client.post(f"/v1/consents/{consent_id}/revoke", json={}, headers=bearer(token))
+        assert refused.status_code == 409
+        assert refused.get_json()["current_status"] == "expired"
+        verified = client.post("/v1/consents/verify", json={"record": consent["record"]}).get_json()
+        assert verified["valid"] is True
+        assert verified["status"] == "expired"
+    assert len(audit_entries(app, "consent.expired")) == 1
+
+
+def test_the_sweep_command_ends_what_is_overdue(app: Flask, client: FlaskClient, caller: Caller,
+                                                visitor: PortalVisitor) -> None:
+    with freeze_time(START) as frozen:
+        token = token_for(client, caller.app)
+        granted = create_consent_request(client, token, duration_days=1)
+        visitor.grant(granted["id"], ["face_swap"])
+        create_consent_request(client, token)  # left pending
+        frozen.tick(timedelta(days=2))
+        runner = app.test_cli_runner()
+        # As `consent-gateway consents sweep` runs it.
+        first = runner.invoke(main, ["consents", "sweep", "--json"])
+        assert first.exit_code == 0, first.output
+        assert json.loads(first.output) == {"consents_ended": 1, "requests_expired": 1}
+        second = runner.invoke(main, ["consents", "sweep", "--json"])
+        assert json.loads(second.output) == {"consents_ended": 0, "requests_expired": 0}
+    assert len(audit_entries(app, "consent.expired")) == 1
+    assert len(audit_entries(app, "consent_request.expired")) == 1
+
+
+def test_a_code_expires_after_10_minutes(app: Flask, client: FlaskClient, caller: Caller,
+                                         visitor: PortalVisitor) -> None:
+    with freeze_time(START) as frozen:
+        created = create_consent_request(client, token_for(client, caller.app))
+        assert visitor.send_code(created["id"]).status_code == 303
+        code = last_code(app)
+        frozen.tick(timedelta(minutes=10))
+        response = visitor.verify(created["id"], code)
+        assert response.status_code == 400
+        assert "expired" in response.get_data(as_text=True)
+    failed = audit_entries(app, "code.failed")
+    assert [e["reason"] for e in failed] == ["code_expired"]
+
+
+def test_a_code_still_works_just_before_10_minutes(app: Flask, client: FlaskClient, caller: Caller,
+                                                   visitor: PortalVisitor) -> None:
+    with freeze_time(START) as frozen:
+        created = create_consent_request(client, token_for(client, caller.app))
+        assert visitor.send_code(created["id"]).status_code == 303
+        frozen.tick(timedelta(minutes=10) - timedelta(seconds=1))
+        assert visitor.verify(created["id"], last_code(app)).status_code == 303
+
+
+def test_the_sixth_attempt_is_refused_even_with_the_right_code(
+    app: Flask, client: FlaskClient, caller: Caller, visitor: PortalVisitor
+) -> None:
+    with freeze_time(START):
+        created = create_consent_request(client, token_for(client, caller.app))
+        assert visitor.send_code(created["id"]).status_code == 303
+        code = last_code(app)
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        for left in (4, 3, 2, 1, 0):
+            response = visitor.verify(created["id"], wrong)
+            assert response.status_code == 400
+            assert f"{left} attempt(s) left" in response.get_data(as_text=True)
+        sixth = visitor.verify(created["id"], code)
+        assert sixth.status_code == 400
+        assert "Too many wrong codes" in sixth.get_data(as_text=True)
+        # The screen still asks for a code: no notice without proof of the contact.
+        assert 'name="notice_sha256"' not in visitor.page(f"/consent/{created['id']}")
+    reasons = [e["reason"] for e in audit_entries(app, "code.failed")]
+    assert reasons == ["code_invalid"] * 5 + ["code_attempts_exhausted"]
+    assert audit_entries(app, "code.verified") == []

@@ -1,0 +1,80 @@
+"""A 100 MB upload through the production server: the gateway's memory must not grow with the file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from werkzeug.wrappers import Request, Response
+
+from tests.enforcement.conftest import FILING, Served, gunicorn_gateway
+from tests.factories import audit_entries, make_app_client, make_consent, register_algorithm
+
+pytestmark = pytest.mark.e2e
+
+MiB = 1024 * 1024
+
+
+@Request.application
+def sink(request: Request) -> Response:
+    """An upstream that reads the whole body in chunks and says how much it got."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := request.stream.read(MiB):
+        digest.update(chunk)
+        size += len(chunk)
+    return Response(json.dumps({"received": size, "sha256": digest.hexdigest()}), content_type="application/json")
+
+
+def _sparse(path: Path, size: int) -> Path:
+    # A file of zeros that takes no disk space and is never held in this process's memory either.
+    with path.open("wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+def test_a_100_mb_upload_does_not_grow_the_gateways_memory(
+    app: Flask, database_url: str, tmp_path: Path, served: Callable[[Any], Served]
+) -> None:
+    upload_dir = tmp_path / "uploads"
+    upload_dir.mkdir()
+    register_algorithm(app, FILING, upstream_url=served(sink).url + "/edit")
+    edit_app = make_app_client(app, name="Big Upload App")
+    consent_id = make_consent(app, edit_app.client_id, operations=("face_swap",))
+    request_part = json.dumps({"operation": "face_swap", "algorithm": FILING, "consents": [consent_id]})
+
+    with gunicorn_gateway(database_url, tmp_path, workers=1, UPLOAD_DIR=upload_dir, MAX_UPLOAD_MB=200) as server:
+        token = httpx.post(f"{server.url}/oauth/token", data={"grant_type": "client_credentials"},
+                           auth=(edit_app.client_id, edit_app.secret)).json()["access_token"]
+
+        def edit(path: Path) -> httpx.Response:
+            with path.open("rb") as media:
+                return httpx.post(f"{server.url}/v1/edits", headers={"Authorization": f"Bearer {token}"},
+                                  files={"request": (None, request_part, "application/json"),
+                                         "source": ("clip.bin", media, "application/octet-stream")},
+                                  timeout=300)
+
+        # Warm up every code path with a small upload, then read the worker's peak RSS.
+        warm = edit(_sparse(tmp_path / "small.bin", 1 * MiB))
+        assert warm.status_code == 200, warm.text
+        [before] = server.peak_rss_kib().values()
+
+        response = edit(_sparse(tmp_path / "big.bin", 100 * MiB))
+        assert response.status_code == 200, response.text
+        [after] = server.peak_rss_kib().values()
+
+    assert response.json()["received"] > 100 * MiB  # the multipart body the upstream streamed in
+    growth_mib = (after - before) / 1024
+    print(f"gateway worker peak RSS: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after a 100 MiB "
+          f"upload (+{growth_mib:.1f} MiB)")
+    assert growth_mib < 16, f"peak RSS grew by {growth_mib:.1f} MiB for a 100 MiB upload"
+    zeros = hashlib.sha256(bytes(100 * MiB)).hexdigest()
+    allowed = [e for e in audit_entries(app, "decision.allowed") if e["media"]["source"] == zeros]
+    assert len(allowed) == 1
+    assert len(audit_entries(app, "decision.completed")) == 2
+    assert list(upload_dir.iterdir()) == []
