@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
@@ -134,6 +133,3 @@ def keys_list(as_json: bool) -> None:
 # Command groups of other modules register themselves on ``main`` when imported.
 import gateway.cli_audit  # noqa: E402
 import gateway.cli_enforcement  # noqa: E402, F401
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -17,7 +17,8 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audit.models import Entry, QueuedEntry
+from audit import queries as audit_queries
+from audit.models import QueuedEntry
 from consent import codes, jws
 from consent.errors import InvalidRecord, WrongType
 from consent.journal import Party
@@ -232,14 +233,23 @@ def verify_presented_record(session: Session, token: str, now: datetime) -> dict
     return report
 
 
+# A subject's whole history is read (it is filtered to one consent afterwards); bounded so that a
+# pathological subject cannot make one page load read the whole log.
+_HISTORY_PAGES = 20
+
+
 def history(session: Session, subject_id: str, consent_id: str) -> list[dict[str, Any]]:
     """What the audit log says happened under one consent, oldest first (sequenced and queued entries)."""
     # The queue is read first: an entry the sequencer moves in between then shows up twice (and is
     # de-duplicated below) instead of not at all. The queue is short (drained within seconds), but a
     # subject who has just withdrawn must already see it.
     bodies: list[bytes] = list(session.scalars(select(QueuedEntry.body).order_by(QueuedEntry.id)))
-    bodies += list(session.scalars(select(Entry.body).where(Entry.subject == subject_id)
-                                   .order_by(Entry.ts, Entry.seq)))
+    cursor: str | None = None
+    for _ in range(_HISTORY_PAGES):
+        page, cursor = audit_queries.entries(session, audit_queries.EntryFilter(subject=subject_id), 500, cursor)
+        bodies += [row.body for row in page]
+        if cursor is None:
+            break
     found: list[dict[str, Any]] = []
     seen: set[bytes] = set()
     for body in bodies:

@@ -12,6 +12,10 @@ What an upstream receives (the contract a provider implements, see ``gateway/dem
 Media are streamed from the gateway's temporary files and the answer is streamed back chunk by chunk,
 so memory does not grow with either. The answer passes through the registered output transforms (the
 place where output labels plug in) and is hashed as it leaves, for the outcome's ``output_sha256``.
+
+The answer is sent without a Content-Length (chunked), on purpose: transforms may change its size, and
+the final chunk leaves only after the outcome is recorded, so an app that has read the whole answer
+knows its outcome is in the audit log.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
@@ -99,11 +103,10 @@ class EditContext:
 
 @dataclass(frozen=True)
 class Output:
-    """The edited media on its way to the app. ``length`` is None once a transform changes the bytes."""
+    """The edited media on its way to the app; a transform returns a new one (e.g. labelled chunks)."""
 
     content_type: str
     chunks: Iterable[bytes]
-    length: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -123,11 +126,9 @@ class Reply:
     response: httpx.Response
 
     def output(self) -> Output:
-        length = self.response.headers.get("content-length")
         return Output(
             content_type=self.response.headers.get("content-type", "application/octet-stream"),
             chunks=self.response.iter_raw(_CHUNK),
-            length=int(length) if length and length.isdigit() else None,
             headers={k: v for k in _PASSED_HEADERS if (v := self.response.headers.get(k)) is not None},
         )
 
@@ -216,11 +217,6 @@ def _stream(reply: Reply, output: Output, on_done: Callable[[bool, str | None], 
     finally:
         reply.close()
         on_done(completed, digest.hexdigest() if completed else None)
-
-
-def without_length(output: Output) -> Output:
-    """For transforms that change the bytes: the upstream's length no longer holds."""
-    return replace(output, length=None)
 
 
 def _refusal(response: httpx.Response) -> UpstreamError:

@@ -160,8 +160,6 @@ def _streamed(reply: upstream.Reply, context: upstream.EditContext) -> Response:
 
     output, chunks = upstream.relay(reply, context, on_done)
     response = Response(stream_with_context(chunks), status=200, content_type=output.content_type)
-    if output.length is not None:
-        response.content_length = output.length
     for name, value in output.headers.items():
         response.headers[name] = value
     response.headers[upstream.CONSENT_DECISION_HEADER] = context.decision_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -39,7 +40,7 @@ def _grant(client: FlaskClient, caller: Caller, visitor: PortalVisitor, **body: 
 
 
 def test_my_consents_history_receipt_and_withdrawal(app: Flask, client: FlaskClient, caller: Caller,
-                                                    other_caller: Caller, tmp_path: object) -> None:
+                                                    other_caller: Caller) -> None:
     register_algorithm(app, "FN-1", operations=("face_swap",))
     first = _grant(client, caller, PortalVisitor(app))
     second = _grant(client, other_caller, PortalVisitor(app), operations=["voice_clone"])
@@ -92,13 +93,11 @@ def test_my_consents_history_receipt_and_withdrawal(app: Flask, client: FlaskCli
 
 
 def test_withdrawal_is_immediate_in_every_process(app: Flask, client: FlaskClient, caller: Caller,
-                                                  database_url: str, tmp_path: object) -> None:
-    from pathlib import Path
-
+                                                  database_url: str, tmp_path: Path) -> None:
     register_algorithm(app, "FN-1", operations=("face_swap",))
     consent_id = _grant(client, caller, PortalVisitor(app))
     # A second gateway process on the same database, as behind a load balancer.
-    other_process = create_app(app_config(database_url, Path(str(tmp_path)) / "p2"))
+    other_process = create_app(app_config(database_url, tmp_path / "p2"))
     other_client = other_process.test_client()
     me = PortalVisitor(app)
     me.sign_in()

@@ -33,6 +33,7 @@ from tests.factories import (
     bearer,
     create_consent_request,
     make_app_client,
+    outbox_messages,
     token_for,
 )
 
@@ -203,7 +204,5 @@ def test_a_request_with_contact_sends_nothing_until_the_subject_asks(app: Flask,
     token = token_for(client, make_app_client(app))
     create_consent_request(client, token)
     assert client.get("/v1/consents", headers=bearer(token)).status_code == 200
-    from tests.factories import outbox_messages
-
     # The app's request alone never mails the person: only their own click on the screen does.
     assert outbox_messages(app) == []

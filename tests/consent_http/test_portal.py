@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -11,7 +13,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from consent.models import Consent, OneTimeCode
+from gateway import create_app
 from gateway.db import db
+from tests.conftest import app_config, init_keys
 from tests.consent_http.conftest import REDIRECT_URI, Caller
 from tests.factories import (
     PortalVisitor,
@@ -19,7 +23,10 @@ from tests.factories import (
     bearer,
     create_consent_request,
     last_code,
+    make_app_client,
     outbox_messages,
+    register_algorithm,
+    token_for,
 )
 
 
@@ -229,11 +236,10 @@ def test_unknown_request_is_a_plain_404_page(visitor: PortalVisitor) -> None:
     ({"headers": {"Accept-Language": "fr-FR"}}, "asks for your consent"),
 ])
 def test_language_follows_the_browser_or_the_choice(client: FlaskClient, caller: Caller,
-                                                    visitor: PortalVisitor, how: dict[str, object],
+                                                    visitor: PortalVisitor, how: dict[str, Any],
                                                     expected: str) -> None:
     created = create_consent_request(client, caller.token)
-    response = visitor.client.get(f"/consent/{created['id']}{how.get('query', '')}",
-                                  headers=how.get("headers", {}))  # type: ignore[arg-type]
+    response = visitor.client.get(f"/consent/{created['id']}{how.get('query', '')}", headers=how.get("headers", {}))
     assert expected in response.get_data(as_text=True)
 
 
@@ -253,8 +259,6 @@ def test_the_apps_locale_hint_and_a_chinese_notice_in_the_record(app: Flask, cli
 
 def test_the_notice_says_everything_issue_4_lists(app: Flask, client: FlaskClient, caller: Caller,
                                                   visitor: PortalVisitor) -> None:
-    from tests.factories import register_algorithm
-
     register_algorithm(app, "网信算备110108823483901230011号", operations=("face_swap",), name="SwapPro")
     created = create_consent_request(client, caller.token, operations=["face_swap"], max_uses=5,
                                      duration_days=14, algorithms=["网信算备110108823483901230011号"])
@@ -264,3 +268,27 @@ def test_the_notice_says_everything_issue_4_lists(app: Flask, client: FlaskClien
                  "Put your face in a birthday video", "14 days", "at most 5 edits", "three years",
                  "withdraw", "http://gateway.test/me"):
         assert fact in html, fact
+
+
+def test_session_cookie_is_locked_down_and_holds_no_contact(database_url: str, tmp_path: Path) -> None:
+    application = create_app(app_config(database_url, tmp_path, ISSUER="https://gateway.example"))
+    application.instance_path = str(tmp_path / "instance")
+    init_keys(application)
+    api = application.test_client()
+    created = create_consent_request(api, token_for(api, make_app_client(application)))
+    browser = application.test_client()
+    response = browser.get(f"/consent/{created['id']}", base_url="https://gateway.example")
+    cookie = response.headers["Set-Cookie"]
+    for attribute in ("Secure", "HttpOnly", "SameSite=Lax"):
+        assert attribute in cookie, attribute
+    visitor = PortalVisitor(application, browser)
+    visitor.client.post(f"/consent/{created['id']}/code", base_url="https://gateway.example",
+                        data={"csrf_token": visitor.field(response.get_data(as_text=True), "csrf_token")})
+    stored = browser.get_cookie("session", domain="gateway.example")
+    assert stored is not None
+    # Signed, not encrypted, so it must not carry anything a reader should not see.
+    state = application.session_interface.get_signing_serializer(application).loads(stored.value)  # type: ignore[attr-defined]
+    assert "alice" not in str(state)
+    assert state["creq"][created["id"]]["masked"] == "a***@example.com"
+    with application.app_context():
+        db.engine.dispose()

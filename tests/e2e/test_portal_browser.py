@@ -4,7 +4,7 @@ An app asks for three operations; the person opens the link, reads the code from
 approves two; the app sees exactly those two and verifies the record with PyJWT against the JWKS
 fetched over HTTP; the person withdraws on /me; the app sees the withdrawal and verifies the
 revocation record. Once on a desktop in English with JavaScript switched off (the pages must not need
-it), once on a 390×844 phone in Simplified Chinese, signing in to /me afresh.
+it), once on a 390 by 844 phone in Simplified Chinese, signing in to /me afresh.
 """
 
 from __future__ import annotations

@@ -140,24 +140,27 @@ def gunicorn_gateway(database_url: str, tmp_path: Path, *, workers: int = 1, **c
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
     )
     try:
-        _wait_until_up(url, process)
-        yield Gunicorn(url=url, process=process)
+        server = Gunicorn(url=url, process=process)
+        _wait_until_up(server, workers)
+        yield server
     finally:
         process.terminate()
         process.wait(timeout=30)
         log.close()
 
 
-def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+def _wait_until_up(server: Gunicorn, workers: int) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {server.process.returncode}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if (httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200
+                    and len(server.worker_pids()) == workers):
                 return
         except httpx.TransportError:
-            time.sleep(0.05)  # a process starting up; there is nothing to wait on but the socket
+            pass
+        time.sleep(0.05)  # a process starting up; there is nothing to wait on but the socket
     raise RuntimeError("gunicorn did not start within 30 s")
 
 
