@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from consent.errors import ConsentError
+from consent.journal import SYSTEM, Journal
 from consent.models import Consent
 from consent.policy import (
     ALLOW,
@@ -38,6 +39,10 @@ from consent.policy import (
 )
 
 __all__ = ["Enforcement", "UnreadableConsentState", "enforce", "load_views", "subjects_of", "view_of"]
+
+# The columns the policy reads; loaded as plain rows, since nothing here changes an ORM object.
+_FACTS = (Consent.id, Consent.client_id, Consent.subject_id, Consent.status, Consent.operations,
+          Consent.algorithms, Consent.not_before, Consent.expires_at, Consent.max_uses, Consent.uses)
 
 
 class UnreadableConsentState(ConsentError):
@@ -55,30 +60,28 @@ class Enforcement:
 
 
 def enforce(
-    session: Session, request: DecisionRequest, algorithm: AlgorithmView | None, now: datetime
+    session: Session, request: DecisionRequest, algorithm: AlgorithmView | None, now: datetime,
+    journal: Journal,
 ) -> Enforcement:
     """Decide ``request`` on the stored consents and, on an allow, take one use of each named consent.
 
-    A deny changes no consent. Raises :class:`UnreadableConsentState` when a named consent's stored
-    state makes no sense (the gateway answers 503: fail closed).
+    A deny changes no consent. The use that reaches ``max_uses`` ends the consent as ``exhausted``,
+    written to ``journal`` like every other end of a consent. Raises :class:`UnreadableConsentState`
+    when a named consent's stored state makes no sense (the gateway answers 503: fail closed).
     """
     views = load_views(session, request.consent_ids)
     subjects = {view.id: view.subject_id for view in views}
     decision = decide(views, request, algorithm, now)
     if decision.allowed:
-        decision = _take_uses(session, request, algorithm, now)
+        decision = _take_uses(session, request, algorithm, now, journal)
     return Enforcement(decision=decision, subjects=subjects)
 
 
 def load_views(session: Session, consent_ids: Sequence[str]) -> list[ConsentView]:
+    """The named consents as the database has them now (no ORM identity map in between)."""
     if not consent_ids:
         return []
-    rows = session.scalars(
-        select(Consent)
-        .where(Consent.id.in_(list(consent_ids)))
-        # Always the row as the database has it now, never an object this session read earlier.
-        .execution_options(populate_existing=True)
-    )
+    rows = session.execute(select(*_FACTS).where(Consent.id.in_(list(consent_ids))))
     return [view_of(row) for row in rows]
 
 
@@ -90,8 +93,9 @@ def subjects_of(session: Session, consent_ids: Sequence[str]) -> dict[str, str]:
     return {row.id: row.subject_id for row in rows}
 
 
-def view_of(row: Consent) -> ConsentView:
-    """The policy's view of a stored consent, or :class:`UnreadableConsentState`."""
+def view_of(row: Any) -> ConsentView:
+    """The policy's view of a stored consent (a row or object with its columns), or
+    :class:`UnreadableConsentState`."""
     try:
         operations = _names(row.operations)
         algorithms = None if row.algorithms is None else _names(row.algorithms)
@@ -112,41 +116,57 @@ def view_of(row: Consent) -> ConsentView:
 
 
 def _take_uses(
-    session: Session, request: DecisionRequest, algorithm: AlgorithmView | None, now: datetime
+    session: Session, request: DecisionRequest, algorithm: AlgorithmView | None, now: datetime,
+    journal: Journal,
 ) -> Decision:
-    # One savepoint for all named consents: if the second cannot be used, the first one's use is
-    # given back, while the caller's transaction (which records the deny) carries on.
-    savepoint = session.begin_nested()
-    # A fixed order, so two decisions naming the same consents lock them in the same order and
-    # cannot deadlock each other on PostgreSQL.
-    for consent_id in sorted(request.consent_ids):
-        taken = session.execute(
-            update(Consent)
-            .where(
-                Consent.id == consent_id,
-                Consent.status == ConsentStatus.ACTIVE.value,
-                or_(Consent.max_uses.is_(None), Consent.uses < Consent.max_uses),
-            )
-            .values(uses=Consent.uses + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if _rowcount(taken) != 1:
-            savepoint.rollback()
+    # With several consents, a savepoint gives back the uses already taken if a later one cannot be
+    # used, while the caller's transaction (which records the deny) carries on. One consent needs
+    # none: its refused UPDATE changed nothing.
+    consent_ids = sorted(request.consent_ids)
+    savepoint = session.begin_nested() if len(consent_ids) > 1 else None
+    exhausted = []
+    # Sorted, so two decisions naming the same consents lock them in the same order and cannot
+    # deadlock each other on PostgreSQL.
+    for consent_id in consent_ids:
+        taken = session.execute(_use(consent_id, now)).first()
+        if taken is None:
+            if savepoint is not None:
+                savepoint.rollback()
             return _reason_after_race(session, request, algorithm, now, consent_id)
-        # The use that reaches the limit also ends the consent, in the same transaction.
-        session.execute(
-            update(Consent)
-            .where(
-                Consent.id == consent_id,
-                Consent.status == ConsentStatus.ACTIVE.value,
-                Consent.max_uses.is_not(None),
-                Consent.uses >= Consent.max_uses,
-            )
-            .values(status=ConsentStatus.EXHAUSTED.value, ended_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    savepoint.commit()
+        if taken.status == ConsentStatus.EXHAUSTED.value:
+            exhausted.append(taken)
+    if savepoint is not None:
+        savepoint.commit()
+    for row in exhausted:
+        journal.record("consent.exhausted", SYSTEM, client_id=row.client_id, subject=row.subject_id,
+                       consent_id=row.id, detail={"uses": row.uses, "max_uses": row.max_uses})
     return ALLOW
+
+
+def _use(consent_id: str, now: datetime) -> Any:
+    """One use, only if the consent is active with a use left at the moment the row is written.
+
+    The use that reaches the limit also ends the consent, in the same statement (every right-hand
+    side reads the row as it was before the update, on SQLite and PostgreSQL alike).
+    """
+    reaches_limit = and_(Consent.max_uses.is_not(None), Consent.uses + 1 >= Consent.max_uses)
+    return (
+        update(Consent)
+        .where(
+            Consent.id == consent_id,
+            Consent.status == ConsentStatus.ACTIVE.value,
+            or_(Consent.max_uses.is_(None), Consent.uses < Consent.max_uses),
+        )
+        .values(
+            uses=Consent.uses + 1,
+            status=case((reaches_limit, ConsentStatus.EXHAUSTED.value), else_=Consent.status),
+            ended_at=case((reaches_limit, now), else_=Consent.ended_at),
+            ended_by=case((reaches_limit, "system"), else_=Consent.ended_by),
+        )
+        .returning(Consent.id, Consent.client_id, Consent.subject_id, Consent.status, Consent.uses,
+                   Consent.max_uses)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _reason_after_race(
@@ -160,11 +180,6 @@ def _reason_after_race(
     # The row refused the use but reads as usable: the state is not what it seems, so deny.
     return Decision(allowed=False, reason=DenyReason.CONSENT_EXHAUSTED, consent_id=consent_id,
                     detail="the use could not be counted")
-
-
-def _rowcount(result: Any) -> int:
-    count: int = result.rowcount
-    return count
 
 
 def _names(value: object) -> frozenset[str]:

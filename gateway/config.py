@@ -21,6 +21,8 @@ class Defaults:
     # single-process SQLite deployment needs nothing else.
     REDIS_URL = ""
     ACCESS_TOKEN_TTL = 3600
+    # Per client address and minute, counted across all processes (gateway/ratelimit.py).
+    TOKEN_RATE_LIMIT_PER_MINUTE = 300
     # JSON bodies are small; uploads to /v1/edits get their own, larger limit.
     MAX_CONTENT_LENGTH = 1024 * 1024
     MAX_UPLOAD_MB = 200

@@ -23,6 +23,7 @@ from consent.policy import Decision, DecisionRequest
 from consent.records import TICKET_MAX_LIFETIME, TICKET_TYP, TicketSpec, new_id, ticket_claims
 from consent.signing import Signer
 from gateway.audit_trail import Actor, record
+from gateway.consent_services import AuditJournal
 from gateway.models import RateCounter
 from gateway.registry import get_algorithm, policy_view
 from gateway.registry_models import OUTCOME_COMPLETED, OUTCOME_FAILED, DecisionRow
@@ -97,7 +98,7 @@ def make_decision(
     if not timedelta(0) < ticket_ttl <= TICKET_MAX_LIFETIME:
         raise ValueError(f"a ticket lives more than 0 and at most {TICKET_MAX_LIFETIME}")
     algorithm = policy_view(get_algorithm(session, request.algorithm))
-    enforcement = enforce(session, request, algorithm, now)
+    enforcement = enforce(session, request, algorithm, now, AuditJournal(session, now))
     decision = enforcement.decision
     decision_id = new_id("dec")
     ticket: str | None = None

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
+from gateway.clock import utcnow
+from gateway.db import db
 from gateway.oauth import SCOPES, authorization
+from gateway.problems import Problem, problem_response
+from gateway.ratelimit import Limit, limiter
 
 bp = Blueprint("oauth", __name__)
 
@@ -16,6 +20,13 @@ _OAUTH_ERROR = {"description": "RFC 6749 error", "content": {"application/json":
 
 @bp.post("/oauth/token")
 def token() -> Response:
+    # Guessing client secrets is throttled per address, in the shared store so every process counts.
+    limit = Limit("oauth-token-ip", int(current_app.config["TOKEN_RATE_LIMIT_PER_MINUTE"]), 60)
+    verdict = limiter().hit(db.session, limit, request.remote_addr or "unknown", utcnow())
+    if not verdict.allowed:
+        # Returned, not raised, so the boundary commits the count of the refused attempt too.
+        return problem_response(Problem(429, "too_many_requests", "too many token requests; slow down",
+                                        headers={"Retry-After": str(verdict.retry_after)}))
     response: Response = authorization.create_token_response()
     return response
 
@@ -58,7 +69,8 @@ PATHS: dict[str, Any] = {
             "summary": "Client-credentials access token (HTTP Basic or client_secret_post)",
             "tags": ["oauth"],
             "requestBody": {"required": True, "content": _FORM},
-            "responses": {"200": {"description": "token response"}, "400": _OAUTH_ERROR, "401": _OAUTH_ERROR},
+            "responses": {"200": {"description": "token response"}, "400": _OAUTH_ERROR, "401": _OAUTH_ERROR,
+                          "429": {"description": "rate limited (problem+json, Retry-After)"}},
         }
     },
     "/oauth/revoke": {

@@ -150,3 +150,28 @@ def test_tokens_are_stored_hashed(client: FlaskClient, app: Flask) -> None:
         stored = db.session.get(OAuthClient, app_client.client_id)
         assert stored is not None
         assert app_client.secret not in stored.client_secret_hash
+
+
+def test_token_endpoint_rate_limit_holds_across_processes(app: Flask, database_url: str, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from gateway import create_app
+    from tests.conftest import app_config
+
+    app.config["TOKEN_RATE_LIMIT_PER_MINUTE"] = 4
+    # A second app on the same database stands in for another gateway process.
+    other = create_app(app_config(database_url, Path(str(tmp_path)), TOKEN_RATE_LIMIT_PER_MINUTE=4))
+    app_client = make_app_client(app)
+    clients = [app.test_client(), other.test_client()]
+    with freeze_time("2026-03-01T10:00:05Z"):
+        statuses = [clients[i % 2].post("/oauth/token", data={"grant_type": "client_credentials"},
+                                        headers=app_client.basic()).status_code for i in range(6)]
+        refused = clients[0].post("/oauth/token", data={"grant_type": "client_credentials"},
+                                  headers=App(app_client.client_id, "wrong").basic())
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    assert refused.status_code == 429
+    assert refused.get_json()["code"] == "too_many_requests"
+    assert int(refused.headers["Retry-After"]) > 0
+    with freeze_time("2026-03-01T10:01:05Z"):
+        assert clients[1].post("/oauth/token", data={"grant_type": "client_credentials"},
+                               headers=app_client.basic()).status_code == 200
