@@ -32,9 +32,22 @@ class Defaults:
     AUDIT_RETENTION_DAYS = 3 * 365 + 1
     REQUEST_TTL_HOURS = 24
     UPSTREAM_TIMEOUT_SECONDS = 60
+    # Decision tickets live this long (DESIGN.md caps them at 120 s).
+    TICKET_TTL_SECONDS = 60
+    # A client denied this often within the window gets a `risk.repeated_denials` audit entry.
+    RISK_DENIALS_THRESHOLD = 10
+    RISK_DENIALS_WINDOW_SECONDS = 300
+    # Where proxied uploads are spooled while hashed (empty: the system temp dir). Never kept.
+    UPLOAD_DIR = ""
+    # HMAC key for the webhook notifier's signature header.
+    WEBHOOK_SECRET = ""
+    # The audit ticker (sequencing leftovers, month close, time-based checkpoints); `serve` turns it on.
+    AUDIT_BACKGROUND = False
+    AUDIT_TICK_SECONDS = 1.0
     LOG_LEVEL = "INFO"
     SECRET_KEY = ""
-    SESSION_COOKIE_SECURE = False
+    # None: secure exactly when the issuer is https (local demos run on plain http loopback).
+    SESSION_COOKIE_SECURE: bool | None = None
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
 
@@ -45,6 +58,8 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.config.from_prefixed_env(PREFIX)
     if test_config:
         app.config.from_mapping(test_config)
+    if app.config["SESSION_COOKIE_SECURE"] is None:
+        app.config["SESSION_COOKIE_SECURE"] = str(app.config["ISSUER"]).startswith("https://")
     if not app.config["DATABASE_URL"]:
         os.makedirs(app.instance_path, exist_ok=True)
         path = os.path.join(app.instance_path, "consent-gateway.sqlite3")
