@@ -90,6 +90,9 @@ class ShardExport:
     frontier: Sequence[bytes] = ()
     """Hashes of the compact range [0, first_index): how a verifier recomputes roots of a partial range."""
     consistency: Iterable[ConsistencyProof] = ()
+    leaf_hashes: Iterable[bytes] | None = None
+    """The leaf hashes stored when the entries were sequenced, consumed in step with ``entries``; None
+    computes them from the entries. Stored ones locate an entry altered after it was hashed."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,7 @@ def _write_shards(put: _Put, shards: Iterable[ShardExport], per_file: int) -> It
             raise ValueError(f"shards must be YYYY-MM names in increasing order, got {export.shard!r}")
         previous = export.shard
         frontier = MerkleFrontier.from_hashes(0, export.first_index, list(export.frontier))
-        count = _write_entries(put, export.shard, export.first_index, export.entries, per_file)
+        count = _write_entries(put, export.shard, export.first_index, export.entries, export.leaf_hashes, per_file)
         notes = 0
         for note in export.checkpoints:
             put(checkpoint_name(export.shard, notes), note.encode())
@@ -214,20 +217,27 @@ def _write_shards(put: _Put, shards: Iterable[ShardExport], per_file: int) -> It
                             entry_count=count, checkpoint_count=notes)
 
 
-def _write_entries(put: _Put, shard: str, first_index: int, entries: Iterable[bytes], per_file: int) -> int:
+def _write_entries(put: _Put, shard: str, first_index: int, entries: Iterable[bytes],
+                   stored: Iterable[bytes] | None, per_file: int) -> int:
     index = first_index
     batch: list[bytes] = []
+    hashes: list[bytes] = []
+    stored_hashes = iter(stored) if stored is not None else None
 
     def flush() -> None:
         start = index - len(batch)
         put(entries_name(shard, start), b"".join(entry + b"\n" for entry in batch))
-        put(leaf_hashes_name(shard, start), b"".join(map(leaf_hash, batch)))
+        put(leaf_hashes_name(shard, start), b"".join(hashes) if stored_hashes is not None
+            else b"".join(map(leaf_hash, batch)))
         batch.clear()
+        hashes.clear()
 
     for entry in entries:
         if b"\n" in entry:
             raise FormatError(f"entry {index} of {shard} contains a newline; stored entries are JCS")
         batch.append(entry)
+        if stored_hashes is not None:
+            hashes.append(next(stored_hashes))
         index += 1
         if index % per_file == 0:
             flush()

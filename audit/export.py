@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,13 +45,26 @@ def _range(session: Session, shard: Shard, since: datetime, until: datetime) -> 
     return first, end
 
 
-def _entries(session: Session, shard: str, first: int, end: int) -> Iterator[bytes]:
+def _entries(session: Session, shard: str, first: int, end: int) -> tuple[Iterator[bytes], Iterator[bytes]]:
+    """The stored entry bytes and, in step, the leaf hashes the sequencer stored for them.
+
+    Exporting the stored hashes (not ones recomputed from the bytes) lets the verifier name the exact
+    entry when a row was altered in the database after it was sequenced. The writer consumes both
+    iterators in lockstep, so ``tee`` buffers at most one row.
+    """
+    bodies, hashes = itertools.tee(_rows(session, shard, first, end))
+    return (bytes(row[0]) for row in bodies), (bytes(row[1]) for row in hashes)
+
+
+def _rows(session: Session, shard: str, first: int, end: int) -> Iterator[tuple[bytes, bytes]]:
+    # A generator, so the query runs only when the writer reaches this shard (one cursor at a time).
     rows = session.execute(
-        select(Entry.body).where(Entry.shard == shard, Entry.seq >= first, Entry.seq < end).order_by(Entry.seq),
+        select(Entry.body, Entry.leaf_hash).where(Entry.shard == shard, Entry.seq >= first, Entry.seq < end)
+        .order_by(Entry.seq),
         execution_options={"yield_per": 2000},
     )
-    for (body,) in rows:
-        yield bytes(body)
+    for body, digest in rows:
+        yield body, digest
 
 
 def _checkpoints(session: Session, shard: str, first: int, end: int) -> list[str]:
@@ -84,11 +98,13 @@ def write(
         if span is None:
             continue
         first, end = span
+        entries, leaf_hashes = _entries(session, shard.shard, first, end)
         exports.append(bundle.ShardExport(
             shard=shard.shard,
             origin=shard.origin,
             first_index=first,
-            entries=_entries(session, shard.shard, first, end),
+            entries=entries,
+            leaf_hashes=leaf_hashes,
             checkpoints=_checkpoints(session, shard.shard, first, end),
             frontier=frontier_at(session, shard.shard, first).hashes(),
         ))

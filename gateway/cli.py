@@ -132,4 +132,5 @@ def keys_list(as_json: bool) -> None:
 
 # Command groups of other modules register themselves on ``main`` when imported.
 import gateway.cli_audit  # noqa: E402
+import gateway.cli_consent  # noqa: E402
 import gateway.cli_enforcement  # noqa: E402, F401

@@ -21,6 +21,10 @@ class Defaults:
     # single-process SQLite deployment needs nothing else.
     REDIS_URL = ""
     ACCESS_TOKEN_TTL = 3600
+    # One-time codes: sends per contact and per address an hour, checks per address per 10 minutes.
+    OTP_SEND_PER_CONTACT = 5
+    OTP_SEND_PER_IP = 20
+    OTP_VERIFY_PER_IP = 30
     # Per client address and minute, counted across all processes (gateway/ratelimit.py).
     TOKEN_RATE_LIMIT_PER_MINUTE = 300
     # JSON bodies are small; uploads to /v1/edits get their own, larger limit.

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -55,7 +56,8 @@ __all__ = [
 CONSENT_TICKET_HEADER = "Consent-Ticket"
 CONSENT_DECISION_HEADER = "Consent-Decision"
 _EXT = "consent_gateway.upstream"
-_CHUNK = 64 * 1024
+_CHUNK = 256 * 1024
+_FORWARD_CHUNK = 1024 * 1024
 # How much of an upstream's error body is read to explain a refusal; the rest is dropped unread.
 _ERROR_PEEK = 4096
 # Headers of the upstream's answer that describe the content and may be passed to the app.
@@ -166,21 +168,16 @@ def forward(
         "algorithm": context.algorithm,
         "consents": list(context.consents),
         "parameters": dict(parameters or {}),
-    })
-    files: list[tuple[str, tuple[str | None, Any, str]]] = [
-        (REQUEST_PART, (None, request_part.encode(), "application/json"))
-    ]
-    for part in parts.values():
-        part.file.seek(0)
-        # httpx reads file objects in chunks and sizes them with fstat: a streamed, Content-Length body.
-        files.append((part.role, (part.filename, part.file, part.content_type)))
+    }).encode()
+    body = _Multipart(request_part, list(parts.values()))
     headers = {CONSENT_TICKET_HEADER: ticket, CONSENT_DECISION_HEADER: context.decision_id,
+               "Content-Type": body.content_type, "Content-Length": str(body.length),
                # Identity, so the bytes relayed (and hashed) are the bytes the upstream produced.
                "Accept-Encoding": "identity"}
     if request_id:
         headers["X-Request-Id"] = request_id
     try:
-        request = state.client.build_request("POST", url, files=files, headers=headers)
+        request = state.client.build_request("POST", url, content=body.chunks(), headers=headers)
         response = state.client.send(request, stream=True)
     except httpx.TimeoutException as exc:
         raise UpstreamTimeout(f"the upstream did not answer in time ({type(exc).__name__})") from exc
@@ -217,6 +214,47 @@ def _stream(reply: Reply, output: Output, on_done: Callable[[bool, str | None], 
     finally:
         reply.close()
         on_done(completed, digest.hexdigest() if completed else None)
+
+
+class _Multipart:
+    """The upstream request body, streamed from the temporary files in large chunks.
+
+    Built here rather than with httpx's ``files=`` because its encoder reads files 64 KiB at a time,
+    which costs about a third of the proxy's throughput on large media; the length is known up front,
+    so the upstream still gets a Content-Length and no chunked encoding.
+    """
+
+    def __init__(self, request_part: bytes, parts: list[MediaPart]) -> None:
+        self.boundary = secrets.token_hex(16)
+        self._parts = parts
+        self._heads = [self._head(REQUEST_PART, None, "application/json")]
+        self._heads += [self._head(p.role, p.filename, p.content_type) for p in parts]
+        self._request_part = request_part
+        self._tail = f"\r\n--{self.boundary}--\r\n".encode()
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    @property
+    def length(self) -> int:
+        return (sum(len(h) for h in self._heads) + len(self._request_part) + sum(p.size for p in self._parts)
+                + 2 * len(self._parts) + len(self._tail))
+
+    def chunks(self) -> Iterator[bytes]:
+        yield self._heads[0] + self._request_part
+        for head, part in zip(self._heads[1:], self._parts, strict=True):
+            yield b"\r\n" + head
+            part.file.seek(0)
+            while chunk := part.file.read(_FORWARD_CHUNK):
+                yield chunk
+        yield self._tail
+
+    def _head(self, name: str, filename: str | None, content_type: str) -> bytes:
+        # Names are roles and filenames are sanitised (gateway.uploads), so no quoting is needed.
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        return (f"--{self.boundary}\r\nContent-Disposition: {disposition}\r\n"
+                f"Content-Type: {content_type}\r\n\r\n").encode()
 
 
 def _refusal(response: httpx.Response) -> UpstreamError:

@@ -6,12 +6,10 @@ unknown one, so ids reveal nothing about who holds what.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import click
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import Field
 
@@ -32,8 +30,7 @@ from gateway.models import OAuthClient
 from gateway.oauth import require
 from gateway.problems import Problem, map_exception
 
-# cli_group: ``consent-gateway consents sweep`` comes with the blueprint, beside the routes it serves.
-bp = Blueprint("consent_api", __name__, url_prefix="/v1", cli_group="consents")
+bp = Blueprint("consent_api", __name__, url_prefix="/v1")
 
 # Domain errors → HTTP, declared once. 404 for "not yours" as much as for "does not exist".
 _STATUS: dict[type[errors.ConsentError], int] = {
@@ -263,23 +260,6 @@ def revoke_consent(consent_id: str) -> Response:
 def verify_record() -> Response:
     body = parse_body(VerifyBody)
     return jsonify(verify_presented_record(db.session, body.record, utcnow()))
-
-
-@bp.cli.command("sweep")
-@click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
-def sweep_command(as_json: bool) -> None:
-    """End consents past their time or uses and expire overdue requests, each with its audit entry.
-
-    Readers already treat them as ended; the sweep makes the stored status and the audit log say so
-    without waiting for someone to read them.
-    """
-    now = utcnow()
-    with db.unit_of_work() as session:
-        journal = AuditJournal(session, now)
-        ended = lifecycle.sweep(session, journal=journal, now=now)
-        expired = consent_requests.sweep(session, journal=journal, now=now)
-    result = {"consents_ended": ended, "requests_expired": expired}
-    click.echo(json.dumps(result) if as_json else f"{ended} consent(s) ended, {expired} request(s) expired")
 
 
 # --- OpenAPI ------------------------------------------------------------------------------------

@@ -236,6 +236,10 @@ def test_the_use_that_reaches_max_uses_ends_the_consent(
     assert consent_row(app, consent_id) == ("active", 1)
     assert ask(client, token, [consent_id]).status_code == 201
     assert consent_row(app, consent_id) == ("exhausted", 2)
+    [ended] = audit_entries(app, "consent.exhausted")
+    assert ended["consent_id"] == consent_id
+    assert ended["actor"] == {"type": "system", "id": "consent-gateway"}
+    assert ended["detail"] == {"uses": 2, "max_uses": 2}
     assert ask(client, token, [consent_id]).get_json()["code"] == "consent_exhausted"
 
 
