@@ -200,7 +200,8 @@ def _write_shards(put: _Put, shards: Iterable[ShardExport], per_file: int) -> It
             raise ValueError(f"shards must be YYYY-MM names in increasing order, got {export.shard!r}")
         previous = export.shard
         frontier = MerkleFrontier.from_hashes(0, export.first_index, list(export.frontier))
-        count = _write_entries(put, export.shard, export.first_index, export.entries, export.leaf_hashes, per_file)
+        count = _write_entries(put, export.shard, export.first_index, export.entries, export.leaf_hashes,
+                               per_file=per_file)
         notes = 0
         for note in export.checkpoints:
             put(checkpoint_name(export.shard, notes), note.encode())
@@ -218,7 +219,7 @@ def _write_shards(put: _Put, shards: Iterable[ShardExport], per_file: int) -> It
 
 
 def _write_entries(put: _Put, shard: str, first_index: int, entries: Iterable[bytes],
-                   stored: Iterable[bytes] | None, per_file: int) -> int:
+                   stored: Iterable[bytes] | None, *, per_file: int) -> int:
     index = first_index
     batch: list[bytes] = []
     hashes: list[bytes] = []

@@ -63,8 +63,8 @@ def _rows(session: Session, shard: str, first: int, end: int) -> Iterator[tuple[
         .order_by(Entry.seq),
         execution_options={"yield_per": 2000},
     )
-    for body, digest in rows:
-        yield body, digest
+    for row in rows:
+        yield row[0], row[1]
 
 
 def _checkpoints(session: Session, shard: str, first: int, end: int) -> list[str]:

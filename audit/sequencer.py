@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import rfc8785
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from audit import signed_note
@@ -67,20 +67,104 @@ def integrate(session: Session, signer: NoteSigner, issuer: str, now: datetime, 
     """
     if not try_lead(session):
         return 0
-    queued = list(session.scalars(select(QueuedEntry).order_by(QueuedEntry.id).limit(policy.batch)))
-    shard = _current_shard(session, signer, issuer, now, queued)
-    for row in queued:
-        month = shard_of(row.ts)
-        if shard is None or month > shard.shard:
-            shard = _open_shard(session, signer, issuer, month, now, previous=shard)
+    queued = session.execute(
+        select(QueuedEntry.id, QueuedEntry.ts, QueuedEntry.body).order_by(QueuedEntry.id).limit(policy.batch)
+    ).all()
+    if not queued:
+        return 0
+    shard = _open(session)
+    tree = _Tree(session, shard) if shard is not None else None
+    for _id, ts, body in queued:
+        month = shard_of(_aware(ts))
+        if tree is None or month > tree.shard.shard:
+            tree = _open_shard(session, signer, issuer, month, now, previous=tree)
         # An entry from a month already closed (queued just before midnight, sequenced after) joins the
         # open shard: a closed tree never grows, and the entry's own ts still tells when it happened.
-        _add(session, shard, json.loads(row.body))
-    if queued:
-        session.execute(delete(QueuedEntry).where(QueuedEntry.id.in_([r.id for r in queued])))
-    if shard is not None:
-        _maybe_checkpoint(session, signer, shard, now, policy)
+        tree.add(json.loads(body), body)
+    assert tree is not None
+    tree.flush()
+    # By id, never by range: an id below the batch's highest may belong to a transaction that commits
+    # only now, and it must stay queued for the next batch.
+    session.execute(delete(QueuedEntry).where(QueuedEntry.id.in_([row[0] for row in queued])),
+                    execution_options={"synchronize_session": False})
+    _maybe_checkpoint(session, signer, tree.shard, now, policy)
     return len(queued)
+
+
+class _Tree:
+    """The open shard while a batch is integrated.
+
+    The frontier stays decoded in memory for the whole batch (decoding and re-encoding it per entry cost
+    more than hashing the entry), and the batch's entries are inserted with one multi-row statement;
+    ``flush`` writes both back before anything reads the shard row (a checkpoint, the month's close).
+    """
+
+    def __init__(self, session: Session, shard: Shard) -> None:
+        self.session = session
+        self.shard = shard
+        self.frontier = MerkleFrontier.from_bytes(shard.frontier)
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, body: dict[str, Any], queued: bytes | None = None) -> None:
+        """Append ``body``; ``queued`` is its JCS form as queued (without position), when there is one."""
+        shard = self.shard
+        data = positioned(body, shard.shard, shard.size, queued)
+        digest = leaf_hash(data)
+        self.frontier.append(digest)
+        self.rows.append({
+            "shard": shard.shard,
+            "seq": shard.size,
+            "ts": datetime.fromisoformat(body["ts"].replace("Z", "+00:00")),
+            "action": str(body.get("action", ""))[:64],
+            "subject": body.get("subject"),
+            "client_id": body.get("client_id"),
+            "consent_id": body.get("consent_id"),
+            "body": data,
+            "leaf_hash": digest,
+        })
+        shard.size += 1
+
+    def flush(self) -> None:
+        if self.rows:
+            # A Core insert of plain rows: the ORM's per-object bookkeeping would cost more than the hashing.
+            self.session.connection().execute(_INSERT_ENTRY, self.rows)
+            self.rows = []
+        self.shard.frontier = self.frontier.to_bytes()
+
+
+def positioned(body: dict[str, Any], shard: str, seq: int, queued: bytes | None = None) -> bytes:
+    """The JCS bytes of ``body`` with its position (``shard``, ``seq``) added; ``body`` gains both members.
+
+    ``queued`` is the JCS form of ``body`` without them, as ``audit.log.append`` stored it. rfc8785 is pure
+    Python: re-serialising an entry costs about twenty times more than splicing the two members into the
+    queued bytes in front of the first member that sorts after them. The splice is only taken when it is
+    certainly canonical: ASCII member names (their UTF-16 order is their byte order), none sorting between
+    ``seq`` and ``shard``, and the spliced bytes parse back to exactly ``body``, which rules out a match
+    inside a nested object. Anything else is serialised by rfc8785.
+    """
+    body["shard"] = shard
+    body["seq"] = seq
+    if queued is not None:
+        names = sorted(name for name in body if name not in _POSITION)
+        if all(name.isascii() and not "seq" <= name <= "shard" for name in names):
+            position = b'"seq":%d,"shard":"%s"' % (seq, shard.encode())
+            after = [name for name in names if name > "shard"]
+            if not names:
+                spliced = b"{" + position + b"}"
+            elif not after:
+                spliced = queued[:-1] + b"," + position + b"}"
+            elif after[0] == names[0]:
+                spliced = b"{" + position + b"," + queued[1:]
+            else:
+                at = queued.find(b',"%s":' % after[0].encode())
+                spliced = queued[: at + 1] + position + b"," + queued[at + 1 :] if at > 0 else b""
+            if spliced and json.loads(spliced) == body:
+                return spliced
+    return bytes(rfc8785.dumps(body))
+
+
+_POSITION = frozenset({"seq", "shard"})
+_INSERT_ENTRY = insert(Entry.metadata.tables[Entry.__tablename__])
 
 
 def close_months(session: Session, signer: NoteSigner, issuer: str, now: datetime) -> str | None:
@@ -93,7 +177,7 @@ def close_months(session: Session, signer: NoteSigner, issuer: str, now: datetim
     # Anything still queued from the old month must land in it before it closes.
     if session.scalar(select(QueuedEntry.id).limit(1)) is not None:
         return None
-    _open_shard(session, signer, issuer, shard_of(now), now, previous=shard)
+    _open_shard(session, signer, issuer, shard_of(now), now, previous=_Tree(session, shard)).flush()
     return shard.shard
 
 
@@ -105,25 +189,18 @@ def _open(session: Session) -> Shard | None:
     return session.scalars(select(Shard).where(Shard.status == "open").order_by(Shard.shard.desc()).limit(1)).first()
 
 
-def _current_shard(
-    session: Session, signer: NoteSigner, issuer: str, now: datetime, queued: list[QueuedEntry]
-) -> Shard | None:
-    shard = _open(session)
-    if shard is None and queued:
-        return _open_shard(session, signer, issuer, shard_of(queued[0].ts), now, previous=None)
-    return shard
-
-
 def _open_shard(
-    session: Session, signer: NoteSigner, issuer: str, month: str, now: datetime, *, previous: Shard | None
-) -> Shard:
+    session: Session, signer: NoteSigner, issuer: str, month: str, now: datetime, *, previous: _Tree | None
+) -> _Tree:
     previous_note: dict[str, Any] | None = None
     if previous is not None:
-        final = _checkpoint(session, signer, previous, now, final=True)
-        previous.status = "closed"
-        previous.closed_at = now
+        previous.flush()
+        closing = previous.shard
+        final = _checkpoint(session, signer, closing, now, final=True)
+        closing.status = "closed"
+        closing.closed_at = now
         previous_note = {
-            "origin": previous.origin,
+            "origin": closing.origin,
             "size": final.size,
             "root": _b64(final.root),
             "note": final.note,
@@ -133,32 +210,11 @@ def _open_shard(
                   opened_at=now, checkpoint_size=0, checkpoint_at=now)
     session.add(shard)
     session.flush()
+    tree = _Tree(session, shard)
     # The first leaf of every month commits to the previous month's final checkpoint, chaining months.
-    _add(session, shard, {"action": "shard.opened", "actor": {"type": "system", "id": "sequencer"},
-                          "ts": rfc3339(now), "previous": previous_note})
-    return shard
-
-
-def _add(session: Session, shard: Shard, body: dict[str, Any]) -> None:
-    body["shard"] = shard.shard
-    body["seq"] = shard.size
-    data = rfc8785.dumps(body)
-    digest = leaf_hash(data)
-    frontier = MerkleFrontier.from_bytes(shard.frontier)
-    frontier.append(digest)
-    session.add(Entry(
-        shard=shard.shard,
-        seq=shard.size,
-        ts=datetime.fromisoformat(body["ts"].replace("Z", "+00:00")),
-        action=str(body.get("action", ""))[:64],
-        subject=body.get("subject"),
-        client_id=body.get("client_id"),
-        consent_id=body.get("consent_id"),
-        body=data,
-        leaf_hash=digest,
-    ))
-    shard.frontier = frontier.to_bytes()
-    shard.size += 1
+    tree.add({"action": "shard.opened", "actor": {"type": "system", "id": "sequencer"},
+              "ts": rfc3339(now), "previous": previous_note})
+    return tree
 
 
 def checkpoint_due(shard: Shard, now: datetime, policy: Policy) -> bool:
@@ -207,6 +263,14 @@ def _checkpoint(session: Session, signer: NoteSigner, shard: Shard, now: datetim
 def _ensure_partition(session: Session, month: str) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
+    # Look before creating: only the table's owner may add a partition, and a least-privilege app role is
+    # not the owner (docs/AUDIT.md); the owner prepares partitions ahead with `audit partitions`.
+    if session.scalar(text("SELECT to_regclass(:name)"), {"name": partition_name(month)}) is None:
+        create_partition(session, month)
+
+
+def create_partition(session: Session, month: str) -> None:
+    """Create the PostgreSQL partition of ``audit_entries`` for a month, guarded like its parent."""
     name = partition_name(month)
     session.execute(text(
         f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF audit_entries FOR VALUES IN ('{month}')"
@@ -217,6 +281,24 @@ def _ensure_partition(session: Session, month: str) -> None:
         f"CREATE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {name} "
         "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()"
     ))
+
+
+def prepare_partitions(session: Session, now: datetime, months_ahead: int) -> list[str]:
+    """Create the missing partitions from ``now``'s month to ``months_ahead`` months later; returns them.
+
+    Run by the owner role ahead of time, so that the app role, which may not create tables, finds the
+    partition of a new month ready when the month begins. Nothing to do on SQLite.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return []
+    created = []
+    year, month = now.astimezone(UTC).year, now.astimezone(UTC).month
+    for step in range(months_ahead + 1):
+        shard = f"{year + (month - 1 + step) // 12:04d}-{(month - 1 + step) % 12 + 1:02d}"
+        if session.scalar(text("SELECT to_regclass(:name)"), {"name": partition_name(shard)}) is None:
+            create_partition(session, shard)
+            created.append(shard)
+    return created
 
 
 def partition_name(month: str) -> str:

@@ -40,9 +40,14 @@ from consent.policy import (
 
 __all__ = ["Enforcement", "UnreadableConsentState", "enforce", "load_views", "subjects_of", "view_of"]
 
-# The columns the policy reads; loaded as plain rows, since nothing here changes an ORM object.
-_FACTS = (Consent.id, Consent.client_id, Consent.subject_id, Consent.status, Consent.operations,
-          Consent.algorithms, Consent.not_before, Consent.expires_at, Consent.max_uses, Consent.uses)
+# Statements here are Core, on the table: nothing reads or changes an ORM object, and a decision is on
+# every edit's path, where the ORM's bookkeeping would be most of the cost.
+_TABLE = Consent.metadata.tables[Consent.__tablename__]
+_CONSENTS = _TABLE.c
+# The columns the policy reads.
+_FACTS = (_CONSENTS.id, _CONSENTS.client_id, _CONSENTS.subject_id, _CONSENTS.status, _CONSENTS.operations,
+          _CONSENTS.algorithms, _CONSENTS.not_before, _CONSENTS.expires_at, _CONSENTS.max_uses,
+          _CONSENTS.uses)
 
 
 class UnreadableConsentState(ConsentError):
@@ -81,7 +86,7 @@ def load_views(session: Session, consent_ids: Sequence[str]) -> list[ConsentView
     """The named consents as the database has them now (no ORM identity map in between)."""
     if not consent_ids:
         return []
-    rows = session.execute(select(*_FACTS).where(Consent.id.in_(list(consent_ids))))
+    rows = session.execute(select(*_FACTS).where(_CONSENTS.id.in_(list(consent_ids))))
     return [view_of(row) for row in rows]
 
 
@@ -89,7 +94,7 @@ def subjects_of(session: Session, consent_ids: Sequence[str]) -> dict[str, str]:
     """consent id -> pseudonymous subject id, for naming subjects in audit entries."""
     if not consent_ids:
         return {}
-    rows = session.execute(select(Consent.id, Consent.subject_id).where(Consent.id.in_(list(consent_ids))))
+    rows = session.execute(select(_CONSENTS.id, _CONSENTS.subject_id).where(_CONSENTS.id.in_(list(consent_ids))))
     return {row.id: row.subject_id for row in rows}
 
 
@@ -149,23 +154,22 @@ def _use(consent_id: str, now: datetime) -> Any:
     The use that reaches the limit also ends the consent, in the same statement (every right-hand
     side reads the row as it was before the update, on SQLite and PostgreSQL alike).
     """
-    reaches_limit = and_(Consent.max_uses.is_not(None), Consent.uses + 1 >= Consent.max_uses)
+    c = _CONSENTS
+    reaches_limit = and_(c.max_uses.is_not(None), c.uses + 1 >= c.max_uses)
     return (
-        update(Consent)
+        update(_TABLE)
         .where(
-            Consent.id == consent_id,
-            Consent.status == ConsentStatus.ACTIVE.value,
-            or_(Consent.max_uses.is_(None), Consent.uses < Consent.max_uses),
+            c.id == consent_id,
+            c.status == ConsentStatus.ACTIVE.value,
+            or_(c.max_uses.is_(None), c.uses < c.max_uses),
         )
         .values(
-            uses=Consent.uses + 1,
-            status=case((reaches_limit, ConsentStatus.EXHAUSTED.value), else_=Consent.status),
-            ended_at=case((reaches_limit, now), else_=Consent.ended_at),
-            ended_by=case((reaches_limit, "system"), else_=Consent.ended_by),
+            uses=c.uses + 1,
+            status=case((reaches_limit, ConsentStatus.EXHAUSTED.value), else_=c.status),
+            ended_at=case((reaches_limit, now), else_=c.ended_at),
+            ended_by=case((reaches_limit, "system"), else_=c.ended_by),
         )
-        .returning(Consent.id, Consent.client_id, Consent.subject_id, Consent.status, Consent.uses,
-                   Consent.max_uses)
-        .execution_options(synchronize_session=False)
+        .returning(c.id, c.client_id, c.subject_id, c.status, c.uses, c.max_uses)
     )
 
 

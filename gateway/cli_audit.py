@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import click
 from flask import current_app
 
-from audit import retention
+from audit import retention, sequencer
 from audit.verify import main as verify_main
 from gateway.audit_runner import drain, tick
 from gateway.audit_trail import OPERATOR, Actor, record
@@ -68,6 +68,17 @@ def audit_sequence(as_json: bool) -> None:
     integrated = drain(app)
     tick(app)
     emit(as_json, {"integrated": integrated}, f"integrated {integrated} entries")
+
+
+@audit_group.command("partitions")
+@click.option("--months", default=2, show_default=True, type=click.IntRange(0, 24),
+              help="also prepare this many months after the current one")
+@json_option
+def audit_partitions(months: int, as_json: bool) -> None:
+    """Create the monthly PostgreSQL partitions of the log ahead of time (run as the owner role)."""
+    with db.unit_of_work() as session:
+        created = sequencer.prepare_partitions(session, utcnow(), months)
+    emit(as_json, {"created": created}, "created " + (", ".join(created) or "nothing (all present)"))
 
 
 @main.group("retention")

@@ -41,6 +41,11 @@ class Defaults:
     # A client denied this often within the window gets a `risk.repeated_denials` audit entry.
     RISK_DENIALS_THRESHOLD = 10
     RISK_DENIALS_WINDOW_SECONDS = 300
+    # Slow clients (gateway/server.py): seconds to send the request line and headers; seconds plus
+    # the declared length at this many bytes a second to send the body. Cut off beyond that.
+    HEADER_TIMEOUT_SECONDS = 10
+    BODY_TIMEOUT_SECONDS = 30
+    BODY_MIN_BYTES_PER_SECOND = 64 * 1024
     # Where proxied uploads are spooled while hashed (empty: the system temp dir). Never kept.
     UPLOAD_DIR = ""
     # HMAC key for the webhook notifier's signature header.

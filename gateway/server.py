@@ -1,11 +1,155 @@
-"""gunicorn, embedded: ``consent-gateway serve`` runs the same app the tests run."""
+"""gunicorn, embedded: ``consent-gateway serve`` runs the same app the tests run.
+
+Slow clients. A gthread worker gives each connection one of its few threads while it reads the
+request line, the headers and (inside the app) the body, with blocking reads and no time limit: a
+handful of connections sending a byte a second (slow-loris) would hold every thread forever and the
+gateway would stop answering. gunicorn's ``timeout`` does not help (the worker's main thread keeps
+reporting alive). So every connection here has a deadline, enforced by one watchdog thread per
+worker that shuts the socket's read side when it passes: the blocked read returns at once, the
+thread is freed, and the client gets a 408 (body) or a closed connection (headers).
+
+- headers: ``HEADER_TIMEOUT_SECONDS`` from the moment the thread takes the connection;
+- body: ``BODY_TIMEOUT_SECONDS`` plus the declared length at ``BODY_MIN_BYTES_PER_SECOND`` (a chunked
+  body is allowed the upload limit's worth).
+
+This bounds how long one connection can hold a thread; it cannot stop an attacker who opens new
+connections as fast as old ones are cut. A buffering reverse proxy in front (nginx with
+``client_header_timeout``/``client_body_timeout``) remains the production answer (docs/RELIABILITY.md).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, json
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _Watchdog:
+    """Shuts the read side of sockets whose deadline has passed; one thread per worker process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deadlines: dict[int, tuple[float, socket.socket]] = {}
+        self._cut: set[int] = set()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, sock: socket.socket, seconds: float) -> int:
+        """Watch ``sock``; returns the key to release it with (its descriptor, taken now: once the
+        socket is closed its number may belong to another connection)."""
+        fd = sock.fileno()
+        with self._lock:
+            self._deadlines[fd] = (time.monotonic() + seconds, sock)
+            self._cut.discard(fd)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="slow-client-watchdog", daemon=True)
+                self._thread.start()
+        return fd
+
+    def release(self, fd: int) -> bool:
+        """Stop watching; True if the deadline had passed and the socket was cut."""
+        with self._lock:
+            self._deadlines.pop(fd, None)
+            cut = fd in self._cut
+            self._cut.discard(fd)
+            return cut
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.25)  # the granularity of every deadline; cheap, and nothing waits on it
+            now = time.monotonic()
+            with self._lock:
+                overdue = [(fd, sock) for fd, (deadline, sock) in self._deadlines.items() if deadline <= now]
+                for fd, _ in overdue:
+                    del self._deadlines[fd]
+                    self._cut.add(fd)
+            for _, sock in overdue:
+                # The blocked recv returns b"" at once; the write side stays open for the 408.
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RD)
+
+
+_WATCHDOG = _Watchdog()
+_limits = {"header": 10.0}
+
+
+class SlowClientWorker(ThreadWorker):  # type: ignore[misc]
+    """gthread with a deadline on reading each request's line and headers (see the module docstring)."""
+
+    def handle(self, conn: Any) -> Any:
+        fd = _WATCHDOG.watch(conn.sock, _limits["header"])
+        try:
+            return super().handle(conn)
+        finally:
+            _WATCHDOG.release(fd)
+
+
+class BodyDeadline:
+    """WSGI middleware: once the headers are in, the body has its own deadline; the response has none."""
+
+    def __init__(self, app: WsgiApp, *, seconds: float, min_rate: float, unknown_length: int) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.min_rate = min_rate
+        self.unknown_length = unknown_length
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        sock = environ.get("gunicorn.socket")
+        if not isinstance(sock, socket.socket):
+            return self.app(environ, start_response)
+        declared = environ.get("CONTENT_LENGTH") or ""
+        length = int(declared) if declared.isdigit() else (
+            self.unknown_length if environ.get("HTTP_TRANSFER_ENCODING") else 0)
+        fd = _WATCHDOG.watch(sock, self.seconds + length / self.min_rate)
+        started: list[Any] = []
+
+        def remember(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started.append((status, headers, exc_info))
+            return None
+
+        try:
+            body = self.app(environ, remember)
+        finally:
+            # The app has read what it will read; from here on only the answer is sent.
+            cut = _WATCHDOG.release(fd)
+        if cut:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            return _request_timeout(start_response)
+        start_response(*started[0])
+        return body
+
+
+def _request_timeout(start_response: Callable[..., Any]) -> list[bytes]:
+    body = json.dumps({
+        "type": "https://consent-gateway.dev/problems/request_timeout", "title": "Request timeout",
+        "status": 408, "code": "request_timeout",
+        "detail": "the request body did not arrive in time; nothing was done",
+    }).encode()
+    start_response("408 Request Timeout", [("Content-Type", "application/problem+json"),
+                                           ("Content-Length", str(len(body))), ("Connection", "close")])
+    return [body]
+
+
+def with_deadlines(app: Flask) -> WsgiApp:
+    """Wrap ``app`` for gunicorn with the configured slow-client limits."""
+    config = app.config
+    _limits["header"] = float(config["HEADER_TIMEOUT_SECONDS"])
+    app.wsgi_app = BodyDeadline(  # type: ignore[method-assign]
+        app.wsgi_app, seconds=float(config["BODY_TIMEOUT_SECONDS"]),
+        min_rate=float(config["BODY_MIN_BYTES_PER_SECOND"]),
+        unknown_length=int(config["MAX_UPLOAD_MB"]) * 1024 * 1024,
+    )
+    return app
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -22,7 +166,9 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
         # Each worker builds its own app (and engine) after the fork: connections are never shared.
         # Serving processes also run the audit ticker (leftover sequencing, month close, checkpoints).
-        return create_app({"AUDIT_BACKGROUND": True})
+        app = create_app({"AUDIT_BACKGROUND": True})
+        with_deadlines(app)
+        return app
 
 
 def run(*, host: str, port: int, workers: int, threads: int = 4) -> None:
@@ -30,9 +176,10 @@ def run(*, host: str, port: int, workers: int, threads: int = 4) -> None:
         {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": "gateway.server.SlowClientWorker",
             "threads": threads,
-            # Slow-loris bodies and hung clients are cut off rather than holding a worker forever.
+            # A worker whose threads are all stuck is restarted (the slow-client deadlines above
+            # free threads long before this).
             "timeout": 120,
             "graceful_timeout": 20,
             "keepalive": 5,

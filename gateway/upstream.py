@@ -56,12 +56,14 @@ __all__ = [
 CONSENT_TICKET_HEADER = "Consent-Ticket"
 CONSENT_DECISION_HEADER = "Consent-Decision"
 _EXT = "consent_gateway.upstream"
-_CHUNK = 256 * 1024
+# Large chunks both ways: per-chunk costs (syscalls, WSGI writes, chunked framing) dominate below this.
+_RELAY_CHUNK = 256 * 1024
 _FORWARD_CHUNK = 1024 * 1024
 # How much of an upstream's error body is read to explain a refusal; the rest is dropped unread.
 _ERROR_PEEK = 4096
-# Headers of the upstream's answer that describe the content and may be passed to the app.
-_PASSED_HEADERS = ("content-disposition", "content-language")
+# Headers of the upstream's answer that describe the content and may be passed to the app (an upstream
+# that compresses despite "Accept-Encoding: identity" still gets its bytes read correctly).
+_PASSED_HEADERS = ("content-disposition", "content-language", "content-encoding")
 
 
 class UpstreamError(Exception):
@@ -130,7 +132,7 @@ class Reply:
     def output(self) -> Output:
         return Output(
             content_type=self.response.headers.get("content-type", "application/octet-stream"),
-            chunks=self.response.iter_raw(_CHUNK),
+            chunks=self.response.iter_raw(_RELAY_CHUNK),
             headers={k: v for k in _PASSED_HEADERS if (v := self.response.headers.get(k)) is not None},
         )
 
@@ -194,8 +196,13 @@ def relay(
     """The transformed output and a generator streaming it; ``on_done(completed, sha256)`` runs once
     when the stream ends, is cut off, or fails."""
     output = reply.output()
-    for transform in _state(current_app).transforms:
-        output = transform(context, output)
+    try:
+        for transform in _state(current_app).transforms:
+            output = transform(context, output)
+    except BaseException:
+        reply.close()
+        on_done(False, None)
+        raise
     return output, _stream(reply, output, on_done)
 
 

@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("decisions_api", __name__, url_prefix="/v1")
 
-DEFAULT_TICKET_TTL_SECONDS = 60
-
 _DECISION_STATUS = {
     decisions.DecisionNotFound: 404,
     decisions.DecisionDenied: 409,
@@ -46,10 +44,14 @@ def _decision_problem(exc: Exception) -> Problem:
 
 
 def _unavailable(exc: Exception) -> Problem:
-    # Fail closed: without the signing key or a readable consent there is no decision, only a retry.
-    log.error("decision impossible: %s", exc)
-    code = "signing_key_unavailable" if isinstance(exc, KeyStoreError) else UnreadableConsentState.code
-    return Problem(503, code, "no decision can be made now; nothing was allowed", headers={"Retry-After": "5"})
+    # Fail closed: without the signing key or a readable consent nothing is signed or allowed, and the
+    # caller may retry. (KeyStoreError is mapped here for every signing path, not only decisions.)
+    log.error("fail closed: %s", exc)
+    if isinstance(exc, KeyStoreError):
+        return Problem(503, "signing_key_unavailable", "the signing key is unavailable; nothing was signed "
+                       "or allowed", headers={"Retry-After": "5"})
+    return Problem(503, UnreadableConsentState.code, "a named consent cannot be read; nothing was allowed",
+                   headers={"Retry-After": "5"})
 
 
 map_exception(decisions.DecisionError, _decision_problem)
@@ -133,10 +135,10 @@ def decide(terms: DecisionTerms, media: dict[str, str]) -> decisions.DecisionRes
         signer=signer(db.session),
         actor=Actor("client", g.client_id),
         now=utcnow(),
-        ticket_ttl=timedelta(seconds=int(config.get("TICKET_TTL_SECONDS", DEFAULT_TICKET_TTL_SECONDS))),
+        ticket_ttl=timedelta(seconds=int(config["TICKET_TTL_SECONDS"])),
         risk=decisions.RiskPolicy(
-            denials=int(config.get("RISK_DENIALS_THRESHOLD", 10)),
-            window=timedelta(seconds=int(config.get("RISK_DENIALS_WINDOW_SECONDS", 300))),
+            denials=int(config["RISK_DENIALS_THRESHOLD"]),
+            window=timedelta(seconds=int(config["RISK_DENIALS_WINDOW_SECONDS"])),
         ),
     )
 

@@ -123,8 +123,7 @@ def _may_edit_something() -> bool:
 
 
 def _upload_dir() -> str:
-    configured = current_app.config.get("UPLOAD_DIR") or ""
-    return str(configured) or tempfile.gettempdir()
+    return str(current_app.config["UPLOAD_DIR"] or "") or tempfile.gettempdir()
 
 
 def _failed(context: upstream.EditContext, exc: upstream.UpstreamError) -> Response:

@@ -38,6 +38,11 @@ def parse_value(model: type[M], payload: Any) -> M:
     if not isinstance(payload, dict):
         raise Problem(422, "validation_failed", "the body must be a JSON object",
                       errors=[{"loc": "", "msg": "expected an object"}])
+    nul = _nul_location(payload, "")
+    if nul is not None:
+        # PostgreSQL cannot store U+0000 in text; refusing it here keeps both backends alike.
+        raise Problem(422, "validation_failed", "the request body does not match the schema",
+                      errors=[{"loc": nul, "msg": "NUL characters are not allowed", "type": "nul_character"}])
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
@@ -47,3 +52,22 @@ def parse_value(model: type[M], payload: Any) -> M:
         ]
         code = "unknown_field" if any(e["type"] == "extra_forbidden" for e in errors) else "validation_failed"
         raise Problem(422, code, "the request body does not match the schema", errors=errors) from exc
+
+
+def _nul_location(value: Any, loc: str) -> str | None:
+    if isinstance(value, str):
+        return loc if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{loc}.{key}" if loc else str(key)
+            if "\x00" in str(key):
+                return where
+            found = _nul_location(item, where)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_location(item, f"{loc}.{index}" if loc else str(index))
+            if found is not None:
+                return found
+    return None

@@ -7,7 +7,7 @@ returned. A line on stdout is therefore proof that the transaction committed; th
 the lines to know what must survive a SIGKILL, and never has to guess from timing.
 
 Modes:
-  append TAG COUNT NOW     COUNT small transactions of 1–3 entries each, through ``audit_trail.record``
+  append TAG COUNT NOW     COUNT small transactions of 1 to 3 entries each, through ``audit_trail.record``
                            (the after-commit hook sequences them, so a kill can land in the sequencer
                            too); prints ``TAG-i`` for every committed entry.
   sequence BATCH NOW       integrate what is queued, BATCH entries per transaction, until nothing is

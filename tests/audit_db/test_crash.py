@@ -9,6 +9,7 @@ commits, sequencer batches and the gaps between them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -110,7 +111,7 @@ def _markers(app: Flask) -> Counter[str]:
         return Counter(json.loads(body)["detail"]["marker"] for body in bodies)
 
 
-def _assert_log_whole(app: Flask, tmp_path: Path, since: datetime, committed: list[str], attempted: set[str],
+def _assert_log_whole(app: Flask, tmp_path: Path, since: datetime, committed: list[str], *, attempted: set[str],
                       seed: int) -> None:
     """Every committed entry exactly once, nothing invented, gap-free shards, and an export verifies."""
     where = f"(seed {seed})"
@@ -158,7 +159,7 @@ def test_sigkill_during_appends_loses_no_committed_entry(app: Flask, database_ur
         assert len(child.lines) < count, f"the kill came after the load ended (seed {seed})"
         committed += child.lines
         _recover(app, utcnow())
-        _assert_log_whole(app, tmp_path, now, committed, attempted, seed)
+        _assert_log_whole(app, tmp_path, now, committed, attempted=attempted, seed=seed)
 
 
 def test_sigkill_inside_the_sequencer(app: Flask, database_url: str, tmp_path: Path, seed: int) -> None:
@@ -166,14 +167,15 @@ def test_sigkill_inside_the_sequencer(app: Flask, database_url: str, tmp_path: P
     now = utcnow()
     attempted: set[str] = set()
     for round_ in range(2):
-        markers = [f"q{round_}-{i}" for i in range(6000)]
+        markers = [f"q{round_}-{i}" for i in range(12_000)]
         attempted.update(markers)
         _queue_without_sequencing(app, markers, now)
         child = Child(database_url, "sequence", "500", utcnow().isoformat())
         child.go()
-        child.read(rng.randrange(1, 6))
-        # Each batch is one transaction of hundreds of inserts; a random point in it is where the kill goes.
-        _pause(rng.uniform(0, 0.2))
+        child.read(rng.randrange(1, 10))
+        # Each batch is one transaction of hundreds of inserts (tens of milliseconds); a random point in it
+        # is where the kill goes.
+        _pause(rng.uniform(0, 0.05))
         child.kill()
         assert "done" not in child.lines, f"the sequencer finished before the kill (seed {seed})"
         with app.app_context():
@@ -181,7 +183,7 @@ def test_sigkill_inside_the_sequencer(app: Flask, database_url: str, tmp_path: P
         assert left > 0, f"nothing was left queued (seed {seed})"
         _recover(app, utcnow())
         # Every queued entry was committed (by the test) before the child started.
-        _assert_log_whole(app, tmp_path, now, sorted(attempted), attempted, seed)
+        _assert_log_whole(app, tmp_path, now, sorted(attempted), attempted=attempted, seed=seed)
 
 
 def test_two_processes_append_concurrently(app: Flask, database_url: str, tmp_path: Path) -> None:
@@ -196,13 +198,13 @@ def test_two_processes_append_concurrently(app: Flask, database_url: str, tmp_pa
         assert len(child.lines) == count
     _recover(app, utcnow())
     committed = children[0].lines + children[1].lines
-    _assert_log_whole(app, tmp_path, now, committed, set(committed), seed=0)
+    _assert_log_whole(app, tmp_path, now, committed, attempted=set(committed), seed=0)
     with app.app_context():
         bodies = db.session.scalars(select(Entry.body).where(Entry.action == "test.crash")
                                     .order_by(Entry.shard, Entry.seq))
         order = [json.loads(body)["detail"]["marker"][0] for body in bodies]
     # The two loads really overlapped: their entries interleave in the log.
-    switches = sum(1 for x, y in zip(order, order[1:], strict=False) if x != y)
+    switches = sum(1 for x, y in itertools.pairwise(order) if x != y)
     assert switches > 1, "the two processes did not run concurrently"
 
 

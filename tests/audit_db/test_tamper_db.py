@@ -8,6 +8,7 @@ tampering cases (edited bundles, re-signed logs, replaced shards) are in ``tests
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import Connection, text
 
+from audit import queries
+from audit.rfc9162 import MerkleFrontier
 from audit.verify import Report, verify_bundle
 from gateway.audit_trail import SYSTEM, record
 from gateway.cli import main
@@ -42,7 +45,7 @@ def _as_superuser(app: Flask) -> Iterator[Connection]:
             yield conn
             return
         triggers = conn.execute(text(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_entries'")).all()
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name LIKE 'audit%'")).all()
         for name, _sql in triggers:
             conn.execute(text(f"DROP TRIGGER {name}"))
         yield conn
@@ -68,8 +71,6 @@ def flip_one_byte(conn: Connection) -> None:
 
 def flip_one_byte_and_its_leaf_hash(conn: Connection) -> None:
     # A careful forger recomputes the stored leaf hash as well; only the signed roots catch it now.
-    import hashlib
-
     body = _body(conn, 13).replace(b'"i":12', b'"i":99')
     _set_body(conn, 13, body)
     conn.execute(text("UPDATE audit_entries SET leaf_hash = :h WHERE shard = :s AND seq = 13"),
@@ -97,26 +98,46 @@ def delete_the_tail(conn: Connection) -> None:
     conn.execute(text("DELETE FROM audit_entries WHERE shard = :s AND seq >= 25"), {"s": SHARD})
 
 
-def _export_and_verify(app: Flask, tmp_path: Path) -> Report:
+def truncate_cleanly(conn: Connection) -> None:
+    """Drop the newest entries and every checkpoint that covered them, and rewind the shard's frontier so
+    the gateway carries on from there: the log is consistent in itself afterwards."""
+    conn.execute(text("DELETE FROM audit_entries WHERE shard = :s AND seq >= 25"), {"s": SHARD})
+    conn.execute(text("DELETE FROM audit_checkpoints WHERE shard = :s AND size > 20"), {"s": SHARD})
+    leaves = [bytes(h) for h in conn.execute(text(
+        "SELECT leaf_hash FROM audit_entries WHERE shard = :s ORDER BY seq"), {"s": SHARD}).scalars()]
+    conn.execute(text("UPDATE audit_shards SET size = 25, checkpoint_size = 20, frontier = :f WHERE shard = :s"),
+                 {"f": MerkleFrontier.of_leaves(0, leaves).to_bytes(), "s": SHARD})
+
+
+def _export_and_verify(app: Flask, tmp_path: Path, trusted: tuple[str, ...] = ()) -> Report:
     bundle = tmp_path / "bundle.zip"
-    with app.test_request_context():
-        pass
     result = app.test_cli_runner().invoke(main, ["audit", "export", "--since", "2026-11-01T00:00:00Z",
                                                  "--until", "2026-11-04T00:00:00Z", "-o", str(bundle)])
     assert result.exit_code == 0, result.output
-    return verify_bundle(bundle, jobs=1)
+    return verify_bundle(bundle, jobs=1, trusted_checkpoints=trusted)
 
 
-@pytest.mark.parametrize(("tamper", "index"), [
-    (flip_one_byte, 13),
-    (flip_one_byte_and_its_leaf_hash, 13),
-    (delete_one, 13),
-    (swap_two, 13),
-    (swap_two_positions, 13),
-    (delete_the_tail, 25),
+def _latest_note(app: Flask) -> str:
+    with app.app_context():
+        checkpoint = queries.latest_checkpoint(db.session, SHARD)
+        assert checkpoint is not None
+        return checkpoint.note
+
+
+@pytest.mark.parametrize(("tamper", "expected"), [
+    # The exported leaf hashes are the ones stored at sequencing time, so the altered entry is named.
+    (flip_one_byte, {("entry_altered", 13)}),
+    # With the stored hash rewritten too, the signed roots still catch it, between two checkpoints.
+    (flip_one_byte_and_its_leaf_hash, {("root_mismatch", 10)}),
+    (delete_one, {("entry_misplaced", 13), ("root_mismatch", 10)}),
+    (swap_two, {("entry_misplaced", 13), ("entry_misplaced", 17), ("entry_altered", 13),
+                ("entry_altered", 17)}),
+    (swap_two_positions, {("entry_misplaced", 13), ("entry_misplaced", 17)}),
+    # Entries 25..29 are gone: what the signed checkpoint of size 30 covers cannot be checked.
+    (delete_the_tail, {("unsigned_entries", 20), ("unlinked_checkpoint", 30)}),
 ])
 def test_tampering_in_the_database_is_caught_and_located(
-    app: Flask, tmp_path: Path, tamper: Callable[[Connection], None], index: int
+    app: Flask, tmp_path: Path, tamper: Callable[[Connection], None], expected: set[tuple[str, int]]
 ) -> None:
     app.config["AUDIT_CHECKPOINT_EVERY"] = 10
     _append(app, 40)
@@ -125,6 +146,22 @@ def test_tampering_in_the_database_is_caught_and_located(
         tamper(conn)
     report = _export_and_verify(app, tmp_path)
     assert not report.ok
-    print(report.render())
-    first = report.problems[0]
-    assert (first.shard, first.index) == (SHARD, index), report.render()
+    found = {(p.code, p.index) for p in report.problems if p.shard == SHARD}
+    assert expected <= found, report.render()
+
+
+def test_truncation_is_caught_by_a_checkpoint_the_auditor_holds(app: Flask, tmp_path: Path) -> None:
+    app.config["AUDIT_CHECKPOINT_EVERY"] = 10
+    _append(app, 40)
+    held = _latest_note(app)  # e.g. fetched from GET /v1/audit/checkpoints/latest last week
+    assert "\n40\n" in held
+    with _as_superuser(app) as conn:
+        truncate_cleanly(conn)
+    assert _export_and_verify(app, tmp_path).ok, "without outside knowledge a clean truncation is invisible"
+    report = _export_and_verify(app, tmp_path, trusted=(held,))
+    assert ("unlinked_checkpoint", 40) in {(p.code, p.index) for p in report.problems}, report.render()
+    # Once the log grows past the held size again, the two trees signed at size 40 contradict each other.
+    _append(app, 20)
+    report = _export_and_verify(app, tmp_path, trusted=(held,))
+    codes = {p.code for p in report.problems if p.shard == SHARD}
+    assert codes & {"root_mismatch", "conflicting_checkpoints"}, report.render()

@@ -216,6 +216,18 @@ def test_without_a_token_nothing_is_decided(app: Flask, client: FlaskClient, alg
     assert decision_rows(app) == []
 
 
+def test_each_named_consent_counts_one_use(
+    app: Flask, client: FlaskClient, edit_app: App, token: str, algorithm: str
+) -> None:
+    # Face swap of two people: the source's and the target's consent.
+    source, target = make_consent(app, edit_app.client_id), make_consent(app, edit_app.client_id, max_uses=1)
+    response = ask(client, token, [source, target])
+    assert response.status_code == 201
+    assert response.get_json()["consents"] == [source, target]
+    assert consent_row(app, source) == ("active", 1)
+    assert consent_row(app, target) == ("exhausted", 1)
+
+
 def test_one_unusable_consent_denies_and_gives_back_the_others_use(
     app: Flask, client: FlaskClient, edit_app: App, token: str, algorithm: str
 ) -> None:

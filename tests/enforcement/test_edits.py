@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +21,14 @@ import pytest
 from PIL import Image, ImageChops
 from werkzeug.wrappers import Request, Response
 
+from gateway import upstream
+from gateway.cli import main
 from gateway.db import db
 from gateway.demo_upstream import create_demo_upstream
 from gateway.registry import get_algorithm
+from tests.conftest import MASTER_KEY
 from tests.e2e.conftest import LiveServer
-from tests.enforcement.conftest import FILING, Served
+from tests.enforcement.conftest import FILING, Served, free_port
 from tests.factories import (
     App,
     audit_entries,
@@ -380,4 +387,90 @@ def test_part_filenames_never_become_paths(stack: Stack, demo_upstream: Capture)
     [(_headers, body)] = demo_upstream.requests
     assert b"../" not in body
     assert b'filename="tmp_evil.png"' in body
+    stack.assert_no_temporary_files()
+
+
+def test_output_transforms_see_the_edit_and_the_digest_covers_what_the_app_got(
+    stack: Stack, demo_upstream: Capture
+) -> None:
+    seen: list[upstream.EditContext] = []
+
+    def label(context: upstream.EditContext, output: upstream.Output) -> upstream.Output:
+        # Stands in for the planned output labels: it sees the decision and rewrites the stream.
+        seen.append(context)
+        return upstream.Output(content_type=output.content_type, chunks=[*output.chunks, b"LABEL"],
+                               headers={**output.headers, "Content-Disposition": "inline"})
+
+    upstream.add_output_transform(stack.gateway.app, label)
+    consent_id = stack.consent(operations=("face_attribute_edit",))
+    response = stack.edit({"operation": "face_attribute_edit", "algorithm": FILING, "consents": [consent_id]},
+                          {"target": ("me.png", SOURCE, "image/png")})
+    assert response.status_code == 200, response.text
+    assert response.content.endswith(b"LABEL")
+    assert response.headers["Content-Disposition"] == "inline"
+    [context] = seen
+    assert context.decision_id == response.headers["Consent-Decision"]
+    assert context.media == {"target": hashlib.sha256(SOURCE).hexdigest()}
+    [completed] = audit_entries(stack.gateway.app, "decision.completed")
+    assert completed["output_sha256"] == hashlib.sha256(response.content).hexdigest()
+
+
+def test_the_demo_upstream_command_edits_for_the_gateway(stack: Stack, tmp_path: Path) -> None:
+    """``consent-gateway demo-upstream`` on its own socket, registered the way the README does it."""
+    port = free_port()
+    env = {**os.environ, "CONSENT_GATEWAY_DATABASE_URL": stack.gateway.app.config["DATABASE_URL"],
+           "CONSENT_GATEWAY_MASTER_KEY": MASTER_KEY}
+    command = [str(Path(sys.executable).parent / "consent-gateway"), "demo-upstream", "--port", str(port),
+               "--issuer", stack.gateway.url, "--filing-number", "DEMO-CLI-0001"]
+    log = (tmp_path / "demo-upstream.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        url = f"http://127.0.0.1:{port}/edit"
+        _wait_for_socket(port, process)
+        assert httpx.post(url).json()["code"] == "ticket_missing"
+        runner = stack.gateway.app.test_cli_runner()
+        added = runner.invoke(main, ["algorithms", "add", "--name", "Demo", "--filing-number", "DEMO-CLI-0001",
+                                     "--provider", "Consent Gateway", "--product", "demo",
+                                     "--operations", "face_attribute_edit", "--upstream", url])
+        assert added.exit_code == 0, added.output
+        consent_id = stack.consent(operations=("face_attribute_edit",))
+        response = stack.edit({"operation": "face_attribute_edit", "algorithm": "DEMO-CLI-0001",
+                               "consents": [consent_id]}, {"target": ("me.jpg", TARGET, "image/jpeg")})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(response.content)).size == Image.open(io.BytesIO(TARGET)).size
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _wait_for_socket(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "demo-upstream exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)  # a process starting up; there is nothing to wait on but the socket
+    raise AssertionError("demo-upstream did not start")
+
+
+def test_without_a_usable_signing_key_nothing_is_forwarded(
+    stack: Stack, demo_upstream: Capture, gateway_server: Callable[..., LiveServer]
+) -> None:
+    # A second gateway on the same database whose master key cannot decrypt the signing key.
+    broken = gateway_server(MASTER_KEY=base64.b64encode(b"x" * 32).decode(), UPLOAD_DIR=str(stack.upload_dir))
+    consent_id = stack.consent(operations=("face_swap",))
+    response = httpx.post(
+        f"{broken.url}/v1/edits", headers={"Authorization": f"Bearer {stack.token}"},
+        files={"request": (None, json.dumps({"operation": "face_swap", "algorithm": FILING,
+                                             "consents": [consent_id]}), "application/json"),
+               "source": ("a.png", SOURCE, "image/png")},
+    )
+    assert response.status_code == 503
+    assert response.json()["code"] == "signing_key_unavailable"
+    assert demo_upstream.requests == []
+    assert consent_row(stack.gateway.app, consent_id) == ("active", 0)
     stack.assert_no_temporary_files()
