@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import rfc8785
 from sqlalchemy import delete, insert, select, text
@@ -31,14 +30,22 @@ from audit.rfc9162 import MerkleFrontier, leaf_hash
 ADVISORY_LOCK_KEY = 0x6175646974  # "audit"
 
 
-class NoteSigner:
-    """What the sequencer needs to sign checkpoints: a key name, its raw public key and sign()."""
+class NoteSigner(Protocol):
+    """What the sequencer needs to sign checkpoints: the key's name, id and raw public key, and sign().
 
-    def __init__(self, name: str, kid: str, public_key: bytes, sign: Callable[[bytes], bytes]) -> None:
-        self.name = name
-        self.kid = kid
-        self.public_key = public_key
-        self.sign = sign
+    A protocol, so the caller may load the key only when a checkpoint is actually signed.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kid(self) -> str: ...
+
+    @property
+    def public_key(self) -> bytes: ...
+
+    def sign(self, data: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True)

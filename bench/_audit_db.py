@@ -20,12 +20,12 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask import Flask  # noqa: E402
+from flask import Flask
 
-from gateway import create_app, migrate  # noqa: E402
-from gateway.clock import utcnow  # noqa: E402
-from gateway.db import db  # noqa: E402
-from gateway.keyring import key_store  # noqa: E402
+from gateway import create_app, migrate
+from gateway.clock import utcnow
+from gateway.db import db
+from gateway.keyring import key_store
 
 MASTER_KEY = base64.b64encode(b"b" * 32).decode()
 ISSUER = "https://gateway.bench"

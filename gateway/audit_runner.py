@@ -22,7 +22,7 @@ from audit.models import QueuedEntry
 from gateway.clock import utcnow
 from gateway.db import db
 from gateway.keyring import key_store
-from gateway.keys import KeyStoreError
+from gateway.keys import KeyStoreError, Signer
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,39 @@ def verifier_keys(session: Session, issuer: str) -> list[str]:
     return [signed_note.vkey_for(key_name(issuer), row.public_key) for row in key_store().all(session)]
 
 
+class _ActiveKey:
+    """The active signing key as the sequencer's NoteSigner, read and decrypted only if it signs.
+
+    Most batches sign nothing (checkpoints come every N entries or T seconds) and a process that loses
+    the race for the lead signs nothing at all; loading the key up front cost a query and a decryption
+    on nearly every commit.
+    """
+
+    def __init__(self, session: Session, issuer: str) -> None:
+        self.name = key_name(issuer)
+        self._session = session
+        self._issuer = issuer
+        self._signer: Signer | None = None
+
+    def _key(self) -> Signer:
+        if self._signer is None:
+            self._signer = key_store().signer(self._session, self._issuer)
+        return self._signer
+
+    @property
+    def kid(self) -> str:
+        return self._key().kid
+
+    @property
+    def public_key(self) -> bytes:
+        return self._key().public_key_bytes
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key().sign(data)
+
+
 def note_signer(session: Session, issuer: str) -> sequencer.NoteSigner:
-    signer = key_store().signer(session, issuer)
-    return sequencer.NoteSigner(name=key_name(issuer), kid=signer.kid, public_key=signer.public_key_bytes,
-                                sign=signer.sign)
+    return _ActiveKey(session, issuer)
 
 
 def policy(app: Flask) -> sequencer.Policy:

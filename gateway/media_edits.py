@@ -134,7 +134,10 @@ def _open_image(data: bytes) -> Image.Image:
                 if image.width * image.height > MAX_IMAGE_PIXELS:
                     raise UnsupportedMedia(f"images of at most {MAX_IMAGE_PIXELS} pixels")
                 upright = ImageOps.exif_transpose(image).convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombWarning, Image.DecompressionBombError,
+            ValueError) as exc:
+        # ValueError: Pillow's refusal of a compressed text chunk that inflates past MAX_TEXT_CHUNK
+        # (a zTXt/iTXt decompression bomb); without it the upstream answered 500 instead of 415.
         raise UnsupportedMedia("not an image Pillow can read") from exc
     if min(upright.size) < MIN_IMAGE_SIDE:
         raise UnsupportedMedia(f"images need sides of at least {MIN_IMAGE_SIDE} pixels")

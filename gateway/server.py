@@ -136,7 +136,7 @@ def _request_timeout(start_response: Callable[..., Any]) -> list[bytes]:
         "detail": "the request body did not arrive in time; nothing was done",
     }).encode()
     start_response("408 Request Timeout", [("Content-Type", "application/problem+json"),
-                                           ("Content-Length", str(len(body))), ("Connection", "close")])
+                                           ("Content-Length", str(len(body)))])
     return [body]
 
 

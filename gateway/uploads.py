@@ -12,6 +12,7 @@ is cut off as soon as it passes it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -34,6 +35,7 @@ __all__ = [
     "MalformedUpload",
     "MediaPart",
     "NotMultipart",
+    "StorageFull",
     "Upload",
     "UploadError",
     "receive",
@@ -68,6 +70,16 @@ class MalformedUpload(UploadError):
     code = "malformed_upload"
 
 
+class StorageFull(UploadError):
+    """The upload folder has no room (disk or quota full): nothing was decided, retry later."""
+
+    code = "insufficient_storage"
+
+
+# A full disk or quota is the operator's problem and temporary, not a broken request or a bug.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 class _HashingFile(io.FileIO):
     """A file that hashes everything written to it, so the digest costs no second pass."""
 
@@ -82,7 +94,12 @@ class _HashingFile(io.FileIO):
         # name bytes the upstream never receives.
         written = 0
         while written < len(view):
-            count = super().write(view[written:])
+            try:
+                count = super().write(view[written:])
+            except OSError as exc:
+                if exc.errno in _NO_ROOM:
+                    raise StorageFull("the gateway has no room for the upload now; retry later") from exc
+                raise
             if count is None:  # pragma: no cover - only non-blocking files return None
                 raise BlockingIOError("temporary file would block")
             written += count
@@ -241,7 +258,12 @@ def _start_media(event: File, upload: Upload, upload_dir: str | os.PathLike[str]
         raise MalformedUpload(f"media part {event.name!r}: a role is a short lowercase name like 'source'")
     if event.name in upload.parts:
         raise MalformedUpload(f"media role {event.name!r} is sent twice")
-    fd, path = tempfile.mkstemp(prefix="cg-upload-", dir=upload_dir)
+    try:
+        fd, path = tempfile.mkstemp(prefix="cg-upload-", dir=upload_dir)
+    except OSError as exc:
+        if exc.errno in _NO_ROOM:
+            raise StorageFull("the gateway has no room for the upload now; retry later") from exc
+        raise
     # Unlinked at once: the open descriptor is the only reference, so no failure path can leave the
     # media on disk, and no other process can open it by name.
     os.unlink(path)

@@ -41,6 +41,7 @@ __all__ = [
     "EditContext",
     "Output",
     "OutputTransform",
+    "Relay",
     "Reply",
     "UpstreamError",
     "UpstreamFailed",
@@ -192,9 +193,8 @@ def forward(
 
 def relay(
     reply: Reply, context: EditContext, on_done: Callable[[bool, str | None], None]
-) -> tuple[Output, Iterator[bytes]]:
-    """The transformed output and a generator streaming it; ``on_done(completed, sha256)`` runs once
-    when the stream ends, is cut off, or fails."""
+) -> tuple[Output, Relay]:
+    """The transformed output and the :class:`Relay` that streams it to the app."""
     output = reply.output()
     try:
         for transform in _state(current_app).transforms:
@@ -203,24 +203,49 @@ def relay(
         reply.close()
         on_done(False, None)
         raise
-    return output, _stream(reply, output, on_done)
+    return output, Relay(reply, output, on_done)
 
 
-def _stream(reply: Reply, output: Output, on_done: Callable[[bool, str | None], None]) -> Iterator[bytes]:
-    digest = hashlib.sha256()
-    completed = False
-    try:
-        for chunk in output.chunks:
-            digest.update(chunk)
-            yield chunk
-        completed = True
-    except httpx.HTTPError:
-        # Headers have left already; all that can be done is cut the stream and record the failure.
-        log.warning("upstream stream broke off", exc_info=True)
-        raise
-    finally:
-        reply.close()
-        on_done(completed, digest.hexdigest() if completed else None)
+class Relay:
+    """Streams the output, hashing it; ``on_done(completed, sha256)`` runs exactly once.
+
+    From the end of :meth:`chunks` when the stream completes or breaks, or from :meth:`close` when the
+    server (or a middleware) closes the response first; a generator alone would miss a response
+    closed before its first chunk, and with it the outcome.
+    """
+
+    def __init__(self, reply: Reply, output: Output, on_done: Callable[[bool, str | None], None]) -> None:
+        self._reply = reply
+        self._output = output
+        self._on_done = on_done
+        self._digest = hashlib.sha256()
+        self._finished = False
+
+    def chunks(self) -> Iterator[bytes]:
+        completed = False
+        try:
+            for chunk in self._output.chunks:
+                self._digest.update(chunk)
+                yield chunk
+            completed = True
+        except httpx.HTTPError:
+            # Headers have left already; all that can be done is cut the stream and record the failure.
+            log.warning("upstream stream broke off", exc_info=True)
+            raise
+        finally:
+            # Runs before the last (terminating) chunk is written, so a complete answer means a
+            # recorded outcome.
+            self._finish(completed)
+
+    def close(self) -> None:
+        self._finish(False)
+
+    def _finish(self, completed: bool) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._reply.close()
+        self._on_done(completed, self._digest.hexdigest() if completed else None)
 
 
 class _Multipart:

@@ -20,7 +20,7 @@ import logging
 import tempfile
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request, stream_with_context
+from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.blueprints import BlueprintSetupState
 from pydantic import Field
 
@@ -52,9 +52,14 @@ def _bind_upstream(state: BlueprintSetupState) -> None:
 _EDIT_SCOPES = ("edit:face", "edit:voice")
 
 
+_UPLOAD_STATUS = {"unsupported_media_type": 415, "insufficient_storage": 507}
+
+
 def _upload_problem(exc: Exception) -> Problem:
     assert isinstance(exc, UploadError)
-    return Problem(415 if exc.code == "unsupported_media_type" else 400, exc.code, str(exc))
+    # A full upload folder is temporary (RFC 4918's 507): the app may retry, nothing was decided.
+    headers = {"Retry-After": "30"} if exc.code == "insufficient_storage" else None
+    return Problem(_UPLOAD_STATUS.get(exc.code, 400), exc.code, str(exc), headers=headers)
 
 
 map_exception(UploadError, _upload_problem)
@@ -143,22 +148,26 @@ def _failed(context: upstream.EditContext, exc: upstream.UpstreamError) -> Respo
 
 def _streamed(reply: upstream.Reply, context: upstream.EditContext) -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # The stream outlives the request context, so what the audit entry needs is taken now.
+    request_id = g.get("request_id")
 
     def on_done(completed: bool, output_sha256: str | None) -> None:
         # 3. (completed or cut off): the request's own transaction is long committed, so a unit of work.
+        extra = {"request_id": request_id} if completed else {"request_id": request_id,
+                                                               "reason": "stream_interrupted"}
         try:
             with app.app_context(), db.unit_of_work() as session:
                 decisions.record_outcome(
                     session, context.decision_id, client_id=context.client_id,
                     outcome=OUTCOME_COMPLETED if completed else OUTCOME_FAILED,
-                    output_sha256=output_sha256, actor=SYSTEM, now=utcnow(),
-                    extra=None if completed else {"reason": "stream_interrupted"},
+                    output_sha256=output_sha256, actor=SYSTEM, now=utcnow(), extra=extra,
                 )
         except Exception:
             log.exception("could not record the outcome of %s", context.decision_id)
 
-    output, chunks = upstream.relay(reply, context, on_done)
-    response = Response(stream_with_context(chunks), status=200, content_type=output.content_type)
+    output, relay = upstream.relay(reply, context, on_done)
+    response = Response(relay.chunks(), status=200, content_type=output.content_type)
+    response.call_on_close(relay.close)
     for name, value in output.headers.items():
         response.headers[name] = value
     response.headers[upstream.CONSENT_DECISION_HEADER] = context.decision_id
@@ -205,6 +214,8 @@ PATHS: dict[str, Any] = {
                 "502": openapi.problem("upstream_timeout / upstream_unreachable / upstream_refused / "
                                        "upstream_failed; the outcome is recorded as failed"),
                 "503": openapi.problem("no decision possible now (fail closed)"),
+                "507": openapi.problem("insufficient_storage: no room to spool the upload now (Retry-After); "
+                                       "nothing was decided"),
             },
         }
     }

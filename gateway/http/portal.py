@@ -196,6 +196,9 @@ def _me(now: datetime | None = None) -> str | None:
 def _sign_in(subject: Subject, now: datetime) -> None:
     session["me"] = {"sub": subject.id, "at": int(now.timestamp())}
     session.pop("me_pending", None)
+    # A new CSRF token from the moment of sign-in: whoever planted a cookie in this browser before
+    # (session fixation) knows the old token, and must not be able to forge a signed-in withdrawal.
+    session.pop("csrf", None)
 
 
 # --- the consent screen ----------------------------------------------------------------------------

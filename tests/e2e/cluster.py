@@ -76,8 +76,9 @@ class GatewayProcess:
 
 
 @contextmanager
-def gateway_process(env: dict[str, str], workdir: Path, *, workers: int = 1) -> Iterator[GatewayProcess]:
-    port = free_port()
+def gateway_process(env: dict[str, str], workdir: Path, *, workers: int = 1,
+                    port: int | None = None) -> Iterator[GatewayProcess]:
+    port = port or free_port()
     log = workdir / f"gateway-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen([str(SERVE), "serve", "--port", str(port), "--workers", str(workers)],

@@ -136,6 +136,7 @@ def test_face_swap_through_the_gateway_returns_the_edited_image(stack: Stack, de
                                 "target": hashlib.sha256(TARGET).hexdigest()}
     [completed] = audit_entries(app, "decision.completed")
     assert completed["decision_id"] == decision_id
+    assert completed["request_id"] == response.headers["X-Request-Id"]
     assert completed["output_sha256"] == hashlib.sha256(response.content).hexdigest()
     stack.assert_no_temporary_files()
 
@@ -473,4 +474,19 @@ def test_without_a_usable_signing_key_nothing_is_forwarded(
     assert response.json()["code"] == "signing_key_unavailable"
     assert demo_upstream.requests == []
     assert consent_row(stack.gateway.app, consent_id) == ("active", 0)
+    stack.assert_no_temporary_files()
+
+
+def test_an_answer_closed_before_it_streamed_records_a_failed_outcome(stack: Stack, demo_upstream: Capture) -> None:
+    consent_id = stack.consent(operations=("face_attribute_edit",))
+    client = stack.gateway.app.test_client()
+    request = json.dumps({"operation": "face_attribute_edit", "algorithm": FILING, "consents": [consent_id]})
+    response = client.post("/v1/edits", headers={"Authorization": f"Bearer {stack.token}"}, buffered=False,
+                           data={"request": request, "target": (io.BytesIO(SOURCE), "me.png", "image/png")})
+    assert response.status_code == 200
+    response.close()  # e.g. the client went away, or a middleware replaced the answer
+    [failed] = audit_entries(stack.gateway.app, "decision.failed")
+    assert failed["decision_id"] == response.headers["Consent-Decision"]
+    assert failed["reason"] == "stream_interrupted"
+    assert audit_entries(stack.gateway.app, "decision.completed") == []
     stack.assert_no_temporary_files()

@@ -72,7 +72,8 @@ def test_a_100_mb_upload_does_not_grow_the_gateways_memory(
     growth_mib = (after - before) / 1024
     print(f"gateway worker peak RSS: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after a 100 MiB "
           f"upload (+{growth_mib:.1f} MiB)")
-    assert growth_mib < 16, f"peak RSS grew by {growth_mib:.1f} MiB for a 100 MiB upload"
+    # Allocator noise moves the peak by a few MiB; holding the file would move it by 100.
+    assert growth_mib < 20, f"peak RSS grew by {growth_mib:.1f} MiB for a 100 MiB upload"
     zeros = hashlib.sha256(bytes(100 * MiB)).hexdigest()
     allowed = [e for e in audit_entries(app, "decision.allowed") if e["media"]["source"] == zeros]
     assert len(allowed) == 1

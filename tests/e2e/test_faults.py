@@ -1,0 +1,86 @@
+"""Faults that a test can stage reliably: the upload folder's disk is full.
+
+(kill -9 of gateway processes: tests/audit_db/test_crash.py; a hanging or closed upstream:
+tests/enforcement/test_edits.py; all of them, and a PostgreSQL restart, under load: bench/faults.py.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from gateway import create_app
+from tests.conftest import app_config, init_keys
+from tests.factories import (
+    audit_entries,
+    bearer,
+    consent_row,
+    make_app_client,
+    make_consent,
+    register_algorithm,
+    token_for,
+)
+
+QUOTA = 1024 * 1024
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: the upload folder's whole disk."""
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={QUOTA}", "tmpfs", str(folder)],
+                             capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def proxy(database_url: str, tmp_path: Path, small_disk: Path) -> Iterator[Flask]:
+    application = create_app(app_config(database_url, tmp_path, UPLOAD_DIR=str(small_disk)))
+    application.instance_path = str(tmp_path / "instance")
+    init_keys(application)
+    register_algorithm(application, "FN-DISK-0001", upstream_url="http://127.0.0.1:9/edit")
+    yield application
+    from gateway.db import db
+
+    with application.app_context():
+        db.engine.dispose()
+
+
+def _edit(app: Flask, token: str, consent_id: str, size: int) -> tuple[int, dict[str, object]]:
+    response = app.test_client().post("/v1/edits", headers=bearer(token), content_type="multipart/form-data", data={
+        "request": json.dumps({"operation": "face_swap", "algorithm": "FN-DISK-0001", "consents": [consent_id]}),
+        "source": (io.BytesIO(os.urandom(size)), "me.png", "image/png")})
+    return response.status_code, response.get_json()
+
+
+def test_a_full_upload_disk_refuses_with_507_decides_nothing_and_recovers(proxy: Flask, small_disk: Path) -> None:
+    client = make_app_client(proxy, scope="edit:face")
+    token = token_for(proxy.test_client(), client)
+    consent_id = make_consent(proxy, client.client_id)
+
+    status, body = _edit(proxy, token, consent_id, 2 * QUOTA)  # more than the disk holds
+    assert status == 507, body
+    assert body["code"] == "insufficient_storage"
+    assert consent_row(proxy, consent_id) == ("active", 0)  # nothing decided, no use taken
+    assert audit_entries(proxy, "decision.allowed") == []
+    assert list(small_disk.iterdir()) == []  # the part-written file is gone with its descriptor
+    assert os.statvfs(small_disk).f_bfree == os.statvfs(small_disk).f_blocks
+
+    # Room again (the file above was freed): the next edit is decided and reaches the (absent) upstream.
+    status, body = _edit(proxy, token, consent_id, 64 * 1024)
+    assert status == 502, body
+    assert body["code"] == "upstream_unreachable"
+    assert consent_row(proxy, consent_id) == ("active", 1)

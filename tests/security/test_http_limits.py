@@ -1,0 +1,130 @@
+"""Hostile HTTP against the production server (``consent-gateway serve``: gunicorn, gthread).
+
+Oversized and malformed requests are refused by gunicorn before the app runs; slow-loris clients are
+cut off by the deadlines of gateway/server.py. Before those deadlines existed, six connections
+sending a byte a second held every thread of a one-worker server and /healthz stopped answering.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import fresh_database
+from tests.e2e.cluster import GatewayProcess, cli, cluster_env, gateway_process
+
+pytestmark = pytest.mark.e2e
+
+HEADER_SECONDS = 1
+BODY_SECONDS = 1
+THREADS = 4  # gateway.server.run's default, one worker: six slow clients outnumber the threads
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    tmp_path = tmp_path_factory.mktemp("limits")
+    databases = fresh_database("sqlite", request, tmp_path)
+    url = next(databases)
+    env = cluster_env(url, tmp_path / "outbox", HEADER_TIMEOUT_SECONDS=HEADER_SECONDS,
+                      BODY_TIMEOUT_SECONDS=BODY_SECONDS)
+    cli(env, "init")
+    with gateway_process(env, tmp_path, workers=1) as process:
+        yield process
+
+
+def _exchange(server: GatewayProcess, raw: bytes) -> bytes:
+    """Send raw bytes, return the status line of the answer."""
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(raw)
+        return conn.recv(4096).split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(("raw", "status"), [
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", b"431"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n", b"431"),
+    (b"GET /healthz?" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+    # Header injection on the wire: a bare CR or LF inside a value, an obsolete folded line.
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\rSet-Cookie: session=x\r\n\r\n", b"400"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\nSet-Cookie: session=x\r\n\r\n", b"400"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\r\n Set-Cookie: session=x\r\n\r\n", b"400"),
+    # Request smuggling: both framings at once.
+    (b"POST /v1/consents/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"0\r\n\r\n", b"400"),
+], ids=["header-too-large", "too-many-headers", "uri-too-long", "bare-cr", "bare-lf", "obs-fold", "cl-and-te"])
+def test_malformed_and_oversized_requests_are_refused_before_the_app(server: GatewayProcess, raw: bytes,
+                                                                      status: bytes) -> None:
+    assert _exchange(server, raw).split(b" ")[1] == status
+    assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+
+
+class SlowClient:
+    """One connection that sends ``head`` and then a byte every ``interval`` seconds until cut off."""
+
+    def __init__(self, server: GatewayProcess, head: bytes, drip: bytes, interval: float = 0.2) -> None:
+        port = int(server.url.rsplit(":", 1)[1])
+        self.conn = socket.create_connection(("127.0.0.1", port), timeout=15)
+        self.conn.sendall(head)
+        self.started = time.monotonic()
+        self.cut_after: float | None = None
+        self.answer = b""
+        self._drip, self._interval = drip, interval
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while time.monotonic() - self.started < 20:  # bounded: the test fails long before
+                self.conn.sendall(self._drip)
+                time.sleep(self._interval)  # the attack's own rhythm, not test ordering
+        except OSError:
+            pass
+
+    def wait_for_answer(self) -> None:
+        # Until the server closes the connection (it does after a cut: the read side is shut).
+        chunks = []
+        try:
+            while chunk := self.conn.recv(4096):
+                chunks.append(chunk)
+        except OSError:
+            pass
+        self.answer = b"".join(chunks)
+        self.cut_after = time.monotonic() - self.started
+        self.conn.close()
+        self._thread.join(timeout=5)
+
+
+def _healthz_while(server: GatewayProcess, slow: list[SlowClient]) -> None:
+    """An ordinary request, sent while the slow clients hold more connections than there are threads,
+    is answered within about one deadline (it waits at most for the first cut-off thread)."""
+    started = time.monotonic()
+    assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+    assert time.monotonic() - started < max(HEADER_SECONDS, BODY_SECONDS) + 2
+    for client in slow:
+        client.wait_for_answer()
+
+
+def test_slow_headers_are_cut_and_the_server_keeps_answering(server: GatewayProcess) -> None:
+    slow = [SlowClient(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"X") for _ in range(THREADS + 2)]
+    _healthz_while(server, slow)
+    for client in slow:
+        assert client.answer == b""  # the connection was closed, no request was ever handled
+        assert client.cut_after is not None
+        assert client.cut_after < HEADER_SECONDS + 3
+
+
+def test_slow_bodies_get_408_and_the_server_keeps_answering(server: GatewayProcess) -> None:
+    head = (b"POST /v1/consents/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{")
+    slow = [SlowClient(server, head, b" ") for _ in range(THREADS + 2)]
+    _healthz_while(server, slow)
+    for client in slow:
+        assert client.answer.startswith(b"HTTP/1.1 408"), client.answer[:200]
+        assert b'"code": "request_timeout"' in client.answer
+        assert client.cut_after is not None
+        assert client.cut_after < BODY_SECONDS + 3
