@@ -1,9 +1,16 @@
 """Retention: shards whose month ended more than the retention period ago lose their entries.
 
 The shard's final signed checkpoint stays forever (``audit_checkpoints`` is never purged) and a purge
-record names it, so an export later shows the month as "purged by policy", not "missing". On
-PostgreSQL the month's partition is detached and dropped (no row-by-row delete, no bloat); on SQLite
-the rows are deleted under a permit the append-only trigger recognises, inside the same transaction.
+record names it, so an export later shows the month as "purged by policy", not "missing".
+
+A purge is two steps. ``purge`` takes the decision: in one transaction with its audit entry it writes
+the purge record and marks the shard purged, after which exports and proofs no longer offer its
+entries. ``sweep`` then removes the rows, in short transactions the caller repeats until it returns 0:
+on PostgreSQL it detaches and drops the month's partition (no row-by-row delete, no bloat), waiting at
+most ``LOCK_TIMEOUT`` for the table lock that takes; on SQLite it deletes ``limit`` rows at a time under
+a permit the append-only trigger recognises. Deleting a million rows in one SQLite transaction held the
+database's only write lock for half a minute, beyond the writers' busy timeout; in pieces, appends go on
+between them. A sweep cut short (a crash, a lock timeout) is finished by the next one.
 """
 
 from __future__ import annotations
@@ -59,20 +66,45 @@ def plan(session: Session, now: datetime, retention_days: int) -> list[PurgePlan
 
 
 def purge(session: Session, plans: list[PurgePlan], now: datetime, retention_days: int) -> None:
-    """Carry out ``plans`` in the caller's transaction (the caller also writes the audit entry)."""
-    postgres = session.get_bind().dialect.name == "postgresql"
+    """Record the purge of ``plans`` in the caller's transaction (the caller also writes the audit entry);
+    the entries themselves go with ``sweep``."""
     for item in plans:
         session.add(Purge(shard=item.shard, purged_at=now, entry_count=item.entry_count,
                           final_checkpoint=item.final_checkpoint, retention_days=retention_days))
-        if postgres:
-            name = partition_name(item.shard)
-            session.execute(text(f"ALTER TABLE audit_entries DETACH PARTITION {name}"))
-            session.execute(text(f"DROP TABLE {name}"))
-        else:
-            session.add(PurgePermit(shard=item.shard))
-            session.flush()
-            session.execute(delete(Entry).where(Entry.shard == item.shard))
-            session.execute(delete(PurgePermit).where(PurgePermit.shard == item.shard))
         shard = session.get(Shard, item.shard)
         if shard is not None:
             shard.status = "purged"
+
+
+LOCK_TIMEOUT = "5s"
+
+
+def sweep(session: Session, limit: int = 5000, lock_timeout: str = LOCK_TIMEOUT) -> int:
+    """Remove one piece of a purged shard's entries; returns how many rows went (0: nothing is left).
+
+    The caller commits after each call. On PostgreSQL a piece is a whole partition; if its lock cannot be
+    had within ``lock_timeout`` (a long export is reading the log) the database raises and the caller
+    retries later, rather than stalling the sequencer queued behind the waiting lock.
+    """
+    purged = select(Shard.shard).where(Shard.status == "purged").order_by(Shard.shard)
+    if session.get_bind().dialect.name == "postgresql":
+        for shard in session.scalars(purged):
+            name = partition_name(shard)
+            if session.scalar(text("SELECT to_regclass(:name)"), {"name": name}) is None:
+                continue
+            record = session.get(Purge, shard)
+            session.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": lock_timeout})
+            session.execute(text(f"ALTER TABLE audit_entries DETACH PARTITION {name}"))
+            session.execute(text(f"DROP TABLE {name}"))
+            return max(record.entry_count if record is not None else 0, 1)
+        return 0
+    leftover = session.scalar(select(Entry.shard).where(Entry.shard.in_(purged)).limit(1))
+    if leftover is None:
+        return 0
+    first = session.scalar(select(func.min(Entry.seq)).where(Entry.shard == leftover)) or 0
+    session.add(PurgePermit(shard=leftover))
+    session.flush()
+    done = session.execute(delete(Entry).where(Entry.shard == leftover, Entry.seq < first + limit),
+                           execution_options={"synchronize_session": False})
+    session.execute(delete(PurgePermit).where(PurgePermit.shard == leftover))
+    return int(getattr(done, "rowcount", 0) or 0)

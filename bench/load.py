@@ -94,6 +94,7 @@ class Stats:
     unknown: Counter[str] = field(default_factory=Counter)  # sent, no answer: committed or not
     actions: Counter[str] = field(default_factory=Counter)  # audit actions the driver saw commit
     maybe_actions: Counter[str] = field(default_factory=Counter)  # ... or may have, without an answer
+    error_codes: Counter[str] = field(default_factory=Counter)  # "kind status code" of unexpected answers
     allows_after_withdrawal: int = 0
     # (kind, sent, answered, status): status NOT_SENT when the connection was refused, NO_ANSWER when
     # the request left but no answer came back. bench/faults.py reads these against its fault windows.
@@ -120,6 +121,7 @@ class Stats:
         self.statuses[kind][response.status_code] += 1
         if response.status_code not in expect:
             self.errors[kind] += 1
+            self.error_codes[f"{kind} {response.status_code} {_problem_code(response)}"] += 1
         self.actions.update((actions or {}).get(response.status_code, []))
         return response
 
@@ -134,6 +136,16 @@ class Stats:
                 "statuses": dict(sorted(self.statuses[kind].items())),
             }
         return rows
+
+
+def _problem_code(response: httpx.Response) -> str:
+    if not response.headers.get("content-type", "").startswith("application/problem+json"):
+        return ""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return ""
+    return "/".join(str(body[k]) for k in ("code", "upstream_code") if body.get(k))
 
 
 def _pct(ordered: list[float], p: float) -> float:
@@ -399,6 +411,8 @@ class Driver:
                 "subject": {"contact": contact}, "operations": ["face_swap", "face_attribute_edit"],
                 "purpose": "load test"}), (201,), {201: ["consent_request.created"]})
         if created is None or created.status_code != 201:
+            # A server down or refusing: back off a little, as a real client would, instead of spinning.
+            await asyncio.sleep(0.1)
             return
         request_id = created.json()["id"]
         if not await self.grant(request_id, contact):
@@ -575,7 +589,8 @@ def run_config(pg_url: str, servers: int, workers: int, *, seconds: float, users
                 "errors": decisions.errors["decision_only"]},
             "mix": {"seconds": round(wall, 1), "requests": total, "per_s": round(total / wall, 1),
                     "flows_completed": stats.statuses["withdraw"][200],
-                    "errors": sum(stats.errors.values()), "no_answer": sum(stats.unknown.values()),
+                    "errors": sum(stats.errors.values()), "error_codes": dict(stats.error_codes),
+                    "no_answer": sum(stats.unknown.values()),
                     "allows_after_withdrawal": stats.allows_after_withdrawal, "kinds": mix},
             "cpu_seconds_per_wall_second": {
                 "load_driver": round(driver_cpu / wall, 2),

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from audit import sequencer, signed_note
 from audit.models import QueuedEntry
@@ -27,6 +28,8 @@ from gateway.keys import KeyStoreError, Signer
 log = logging.getLogger(__name__)
 
 _DIRTY = "audit_queued"
+_DUE = "audit_drain_due"
+_WAKE = "consent_gateway.audit_wake"
 
 
 def key_name(issuer: str) -> str:
@@ -122,12 +125,25 @@ def _mark_dirty(session: Session, _context: Any, _instances: Any) -> None:
 
 
 def _after_commit(session: Session) -> None:
-    if not session.info.pop(_DIRTY, False):
+    # Only note it here: the committing session still holds its connection, and draining now would
+    # need a second one per request (a pool deadlock under load). The drain happens once the
+    # transaction has ended and the connection is back in the pool.
+    if session.info.pop(_DIRTY, False):
+        session.info[_DUE] = True
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None or not session.info.pop(_DUE, False):
         return
     try:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
     except RuntimeError:
         return  # no app context: the background tick will pick the entries up
+    wake = app.extensions.get(_WAKE)
+    if wake is not None:
+        # Serving: the ticker thread integrates in batches, off the request's path.
+        wake.set()
+        return
     try:
         drain(app)
     except (SQLAlchemyError, KeyStoreError):
@@ -139,23 +155,31 @@ def init_app(app: Flask) -> None:
     if not getattr(Session, "_consent_gateway_audit_hooks", False):
         event.listen(Session, "before_flush", _mark_dirty)
         event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_transaction_end", _after_transaction_end)
         Session._consent_gateway_audit_hooks = True  # type: ignore[attr-defined]
     if app.config.get("AUDIT_BACKGROUND", False):
         _start_ticker(app)
 
 
 def _start_ticker(app: Flask) -> None:
+    """Integrate soon after each commit (woken) and at least every AUDIT_TICK_SECONDS."""
     interval = float(app.config.get("AUDIT_TICK_SECONDS", 1.0))
-    stop = threading.Event()
+    wake = threading.Event()
+    app.extensions[_WAKE] = wake
 
     def run() -> None:
-        while not stop.wait(interval):
+        last_tick = 0.0
+        while True:
+            woken = wake.wait(interval)
+            wake.clear()
             with app.app_context():
                 try:
-                    tick(app)
+                    if woken:
+                        drain(app)
+                    if time.monotonic() - last_tick >= interval:
+                        tick(app)
+                        last_tick = time.monotonic()
                 except Exception:  # the ticker must survive a database restart
                     log.warning("audit tick failed", exc_info=True)
 
-    thread = threading.Thread(target=run, name="audit-ticker", daemon=True)
-    thread.start()
-    app.extensions["consent_gateway.audit_ticker"] = stop
+    threading.Thread(target=run, name="audit-ticker", daemon=True).start()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
 from audit import retention, sequencer
 from audit.verify import main as verify_main
@@ -106,6 +107,25 @@ def retention_purge(dry_run: bool, as_json: bool) -> None:
                                    "final_checkpoint": item.final_checkpoint})
     except retention.RetentionTooShort as exc:
         raise click.UsageError(str(exc)) from exc
+    removed, deferred = (0, None) if dry_run else _sweep()
     shards = [{"shard": p.shard, "entries": p.entry_count} for p in plans]
-    emit(as_json, {"dry_run": dry_run, "retention_days": days, "shards": shards},
-         ("would purge " if dry_run else "purged ") + (", ".join(p.shard for p in plans) or "nothing"))
+    emit(as_json, {"dry_run": dry_run, "retention_days": days, "shards": shards, "rows_removed": removed,
+                   "removal_deferred": deferred},
+         ("would purge " if dry_run else "purged ") + (", ".join(p.shard for p in plans) or "nothing")
+         + (f" (removing the rows was deferred: {deferred})" if deferred else ""))
+
+
+def _sweep() -> tuple[int, str | None]:
+    """Remove the rows of purged shards, one short transaction at a time (this run's and any left over)."""
+    removed = 0
+    while True:
+        try:
+            with db.unit_of_work() as session:
+                done = retention.sweep(session)
+        except OperationalError as exc:
+            # PostgreSQL's lock timeout: a long reader holds the log; the purge itself is recorded and
+            # the next run removes the partition.
+            return removed, str(exc.orig).strip()
+        if done == 0:
+            return removed, None
+        removed += done

@@ -92,7 +92,7 @@ def demo_upstream_command(*, host: str, port: int, issuer: str | None, filing_nu
 
     trusted = (issuer or current_app.config["ISSUER"]).rstrip("/")
     app = create_demo_upstream(issuer=trusted, jwks=f"{trusted}/.well-known/jwks.json",
-                               filing_number=filing_number)
+                               filing_number=filing_number, warm_keys=True)
     click.echo(f"demo upstream for {filing_number} on http://{host}:{port}/edit, trusting {trusted}")
     # One process on purpose: the demo's replay cache is in memory (see consent/ticket_verifier.py).
     run_simple(host, port, app, threaded=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +31,8 @@ from werkzeug.exceptions import HTTPException
 
 from consent.ticket_verifier import InMemoryReplayCache, ReplayCache, TicketError, UnknownKey, verify_ticket
 from gateway import media_edits
+
+log = logging.getLogger(__name__)
 
 TICKET_HEADER = "Consent-Ticket"
 # Same base as the gateway's problems, repeated so that a provider can copy this file alone.
@@ -102,9 +105,38 @@ class CachedJwks:
     def __call__(self) -> Mapping[str, Any]:
         with self._lock:
             jwks = self._jwks
-            if jwks is None or self._clock() - self._fetched_at >= self._ttl:
-                jwks = self._fetch()
+            if jwks is None:
+                return self._fetch()
+            if self._clock() - self._fetched_at >= self._ttl:
+                try:
+                    jwks = self._fetch()
+                except JwksUnavailable:
+                    # Keep the keys we have (retired keys stay published, so they do not go bad) and
+                    # try again in min_refresh seconds: a gateway too busy to answer (its threads
+                    # waiting on this very upstream) must not turn every edit into a refusal.
+                    log.warning("JWKS refresh failed; using the keys fetched before", exc_info=True)
+                    self._fetched_at = self._clock() - self._ttl + self._min_refresh
             return jwks
+
+    def warm(self, *, retry_every: float = 1.0) -> threading.Thread:
+        """Fetch in the background until it succeeds, so that no edit waits for the first fetch.
+
+        The first fetch must not happen inside an edit: the gateway forwarding that edit may have all
+        of its threads waiting for this upstream, and could not answer the JWKS request (a circular
+        wait that turned every edit into a 502 under load until the fetch timed out).
+        """
+
+        def run() -> None:
+            while True:
+                try:
+                    self()
+                    return
+                except JwksUnavailable:
+                    time.sleep(retry_every)  # the gateway is not up yet; nothing else to wait on
+
+        thread = threading.Thread(target=run, name="jwks-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def refresh(self) -> bool:
         """Fetch again unless the last fetch was very recent; True if the keys were fetched."""
@@ -135,15 +167,19 @@ def create_demo_upstream(
     replay_cache: ReplayCache | None = None,
     clock: Callable[[], float] = time.time,
     max_upload_bytes: int = 64 * 1024 * 1024,
+    warm_keys: bool = False,
 ) -> Flask:
     """The reference upstream for algorithm ``filing_number``, trusting tickets of ``issuer``.
 
     ``jwks`` is the gateway's JWKS URL or a callable returning the JWK set. ``replay_cache`` must be
     shared by all processes of a multi-process deployment; the in-memory default suits one process.
+    ``warm_keys`` fetches the JWKS in the background from the start (see :meth:`CachedJwks.warm`).
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes
     keys = CachedJwks(jwks) if isinstance(jwks, str) else jwks
+    if isinstance(keys, CachedJwks) and warm_keys:
+        keys.warm()
     seen = replay_cache if replay_cache is not None else InMemoryReplayCache()
 
     def authorised(ticket: str, digests: Mapping[str, str]) -> dict[str, Any]:

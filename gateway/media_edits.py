@@ -134,6 +134,8 @@ def _open_image(data: bytes) -> Image.Image:
                 if image.width * image.height > MAX_IMAGE_PIXELS:
                     raise UnsupportedMedia(f"images of at most {MAX_IMAGE_PIXELS} pixels")
                 upright = ImageOps.exif_transpose(image).convert("RGB")
+    except UnsupportedMedia:
+        raise  # our own refusal (a ValueError too) keeps its message
     except (UnidentifiedImageError, OSError, Image.DecompressionBombWarning, Image.DecompressionBombError,
             ValueError) as exc:
         # ValueError: Pillow's refusal of a compressed text chunk that inflates past MAX_TEXT_CHUNK

@@ -1,4 +1,5 @@
-"""Faults that a test can stage reliably: the upload folder's disk is full.
+"""Faults that a test can stage reliably: the upload folder's disk is full; the gateway cannot serve the
+reference upstream its keys.
 
 (kill -9 of gateway processes: tests/audit_db/test_crash.py; a hanging or closed upstream:
 tests/enforcement/test_edits.py; all of them, and a PostgreSQL restart, under load: bench/faults.py.)
@@ -13,10 +14,12 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from flask import Flask
 
 from gateway import create_app
+from gateway.demo_upstream import CachedJwks
 from tests.conftest import app_config, init_keys
 from tests.factories import (
     audit_entries,
@@ -84,3 +87,42 @@ def test_a_full_upload_disk_refuses_with_507_decides_nothing_and_recovers(proxy:
     assert status == 502, body
     assert body["code"] == "upstream_unreachable"
     assert consent_row(proxy, consent_id) == ("active", 1)
+
+
+def _jwks_source(answers: list[bool], calls: list[float], clock: list[float]) -> httpx.Client:
+    """The gateway's JWKS URL as the network delivers it: each call answers (True) or times out."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(clock[0])
+        if answers.pop(0) if answers else True:
+            return httpx.Response(200, json={"keys": []})
+        raise httpx.ReadTimeout("the gateway is too busy to answer", request=request)
+
+    return httpx.Client(transport=httpx.MockTransport(answer))
+
+
+def test_a_failed_jwks_refresh_keeps_the_keys_and_backs_off() -> None:
+    """Under load the gateway's threads may all wait on the upstream, which then cannot refresh its
+    keys from the gateway: it must keep editing with the keys it has, not refuse every edit."""
+    calls: list[float] = []
+    clock = [0.0]
+    keys = CachedJwks("http://gw.example/.well-known/jwks.json", ttl=300, min_refresh=10,
+                      client=_jwks_source([True, False], calls, clock), clock=lambda: clock[0])
+    assert keys() == {"keys": []}
+    clock[0] = 300.0
+    assert keys() == {"keys": []}  # the refresh failed: the old keys, no exception
+    assert keys() == {"keys": []}  # and no second attempt at once
+    assert calls == [0.0, 300.0]
+    clock[0] = 310.0
+    keys()
+    assert calls == [0.0, 300.0, 310.0]
+
+
+def test_the_first_fetch_happens_before_any_edit() -> None:
+    calls: list[float] = []
+    keys = CachedJwks("http://gw.example/.well-known/jwks.json",
+                      client=_jwks_source([False, False, True], calls, [0.0]))
+    keys.warm(retry_every=0.01).join(timeout=10)
+    assert len(calls) == 3
+    assert keys() == {"keys": []}
+    assert len(calls) == 3  # an edit now finds the keys without fetching

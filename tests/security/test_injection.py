@@ -55,33 +55,38 @@ def _unchanged(app: Flask, setting: dict[str, Any], entries_before: int) -> None
     assert len(audit_entries(app)) == entries_before
 
 
-@pytest.mark.parametrize(("path", "name"), QUERY_PARAMETERS, ids=[f"{p}?{n}" for p, n in QUERY_PARAMETERS])
-def test_metacharacters_in_every_query_parameter(app: Flask, client: FlaskClient, setting: dict[str, Any],
-                                                 path: str, name: str) -> None:
+def test_metacharacters_in_every_query_parameter(app: Flask, client: FlaskClient, setting: dict[str, Any]) -> None:
+    # One database for all of them (a fresh PostgreSQL database per parameter would cost minutes).
     before = len(audit_entries(app))
-    for payload in PAYLOADS:
-        query = urllib.parse.urlencode({name: payload})
-        response = client.get(f"{path}?{query}", headers=bearer(setting["token"]))
-        assert response.status_code < 500, (payload, response.get_data(as_text=True)[:300])
-        if response.status_code == 200 and path == "/v1/consents" and name == "subject":
-            assert response.get_json()["consents"] == []  # no payload widens the filter
+    failures = []
+    for path, name in QUERY_PARAMETERS:
+        for payload in PAYLOADS:
+            response = client.get(f"{path}?{urllib.parse.urlencode({name: payload})}",
+                                  headers=bearer(setting["token"]))
+            if response.status_code >= 500:
+                failures.append((path, name, payload, response.status_code))
+            elif response.status_code == 200 and path == "/v1/consents" and name == "subject" \
+                    and response.get_json()["consents"] != []:
+                failures.append((path, name, payload, "the filter widened"))
+    assert failures == []
     # The export is the one read that audits itself (who exported which range), once per export served.
-    exports = len(audit_entries(app, "audit.exported"))
-    _unchanged(app, setting, before + exports)
+    _unchanged(app, setting, before + len(audit_entries(app, "audit.exported")))
 
 
-@pytest.mark.parametrize(("method", "path"), PATH_IDS, ids=[f"{m} {p}" for m, p in PATH_IDS])
-def test_metacharacters_in_every_path_id(app: Flask, client: FlaskClient, setting: dict[str, Any],
-                                         method: str, path: str) -> None:
+def test_metacharacters_in_every_path_id(app: Flask, client: FlaskClient, setting: dict[str, Any]) -> None:
     before = len(audit_entries(app))
-    name = path[path.index("{") + 1:path.index("}")]
-    for payload in PAYLOADS:
-        url = path.replace("{" + name + "}", urllib.parse.quote(payload, safe=""))
-        kwargs: dict[str, Any] = {"headers": bearer(setting["token"])}
-        if method == "POST":
-            kwargs["json"] = {"outcome": "completed"} if path.endswith("/outcome") else {}
-        response = client.open(url, method=method, **kwargs)
-        assert response.status_code in (303, 400, 403, 404, 405, 409, 422), (payload, response.status_code)
+    failures = []
+    for method, path in PATH_IDS:
+        name = path[path.index("{") + 1:path.index("}")]
+        for payload in PAYLOADS:
+            url = path.replace("{" + name + "}", urllib.parse.quote(payload, safe=""))
+            kwargs: dict[str, Any] = {"headers": bearer(setting["token"])}
+            if method == "POST":
+                kwargs["json"] = {"outcome": "completed"} if path.endswith("/outcome") else {}
+            response = client.open(url, method=method, **kwargs)
+            if response.status_code not in (303, 400, 403, 404, 405, 409, 422):
+                failures.append((method, path, payload, response.status_code))
+    assert failures == []
     _unchanged(app, setting, before)
 
 
