@@ -612,7 +612,7 @@ def _start_profiler(dep: Deployment, seconds: float) -> tuple[subprocess.Popen[b
     out = dep.workdir / "profile.txt"
     duration = max(1, int(seconds) - 2)
     process = subprocess.Popen([py_spy, "record", "--pid", str(worker), "--duration", str(duration), "--rate", "200",
-                                "--format", "raw", "--output", str(out), "--nonblocking", "--threads"],
+                                "--format", "raw", "--output", str(out), "--nonblocking", "--threads", "--idle"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return process, out
 
@@ -624,7 +624,8 @@ def _finish_profiler(profiler: tuple[subprocess.Popen[bytes], Path]) -> dict[str
 
 
 def summarise_profile(collapsed: str) -> dict[str, Any]:
-    """Where the worker's request threads spend their samples (py-spy's collapsed stacks)."""
+    """Where the worker's request threads spend their wall time (py-spy's collapsed stacks, idle
+    samples included: a thread waiting for PostgreSQL is as busy, for the client, as one computing)."""
     buckets: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     total = 0
@@ -645,16 +646,17 @@ def summarise_profile(collapsed: str) -> dict[str, Any]:
 def _bucket(stack: str) -> str:
     # First match wins, in this order: the most specific attribution of where the time went.
     rules = [
-        ("waiting on PostgreSQL (psycopg I/O)", ("psycopg/waiting.py", "pq_.*wait", "psycopg/generators.py")),
-        ("audit sequencer (integrate after commit)", ("audit/sequencer.py",)),
-        ("Ed25519 signing / JWS", ("consent/jws.py", "keys.py:sign", "signing.py")),
-        ("upstream (httpx to the reference editor)", ("gateway/upstream.py", "httpx/")),
+        ("audit sequencer after commit (its queries included)", ("gateway/audit_runner.py", "audit/sequencer.py")),
+        ("upstream: waiting for the reference editor", ("gateway/upstream.py",)),
+        ("commit (waiting for PostgreSQL's fsync)", (r"Session\.commit|_commit_impl|do_commit",)),
+        ("other PostgreSQL round trips (psycopg)", ("psycopg/",)),
+        ("Ed25519 signing / JWS", ("consent/jws.py", "signing.py", "keys.py")),
         ("upload parsing and hashing", ("gateway/uploads.py",)),
         ("template rendering (portal)", ("jinja2/",)),
-        ("SQLAlchemy ORM/Core (Python)", ("sqlalchemy/",)),
-        ("authlib / token lookup", ("authlib/",)),
+        ("SQLAlchemy in Python (ORM, compiling)", ("sqlalchemy/",)),
+        ("authlib (token checks)", ("authlib/",)),
         ("pydantic validation", ("pydantic",)),
-        ("gunicorn / werkzeug HTTP", ("gunicorn/", "werkzeug/")),
+        ("reading the request (gunicorn, werkzeug)", ("gunicorn/", "werkzeug/")),
         ("Flask dispatch", ("flask/",)),
     ]
     for label, needles in rules:

@@ -85,6 +85,9 @@ def _new_kid() -> str:
 class KeyStore:
     def __init__(self, master_key: bytes) -> None:
         self._aead = AESGCM(master_key)
+        # Decrypted private keys by kid. Which key is active is still read from the database on every
+        # call, so a rotation in any process takes effect at once; only the decryption is saved.
+        self._decrypted: dict[str, Ed25519PrivateKey] = {}
 
     def create(self, session: Session, now: datetime) -> SigningKey:
         private = Ed25519PrivateKey.generate()
@@ -130,12 +133,16 @@ class KeyStore:
         return self.signer_for(row, issuer)
 
     def signer_for(self, row: SigningKey, issuer: str) -> Signer:
-        blob = row.encrypted_private_key
-        try:
-            raw = self._aead.decrypt(blob[:12], blob[12:], row.kid.encode())
-        except Exception as exc:  # InvalidTag: wrong master key or a tampered row
-            raise KeyStoreError(f"cannot decrypt signing key {row.kid}") from exc
-        return Signer(kid=row.kid, issuer=issuer, _private=Ed25519PrivateKey.from_private_bytes(raw))
+        private = self._decrypted.get(row.kid)
+        if private is None:
+            blob = row.encrypted_private_key
+            try:
+                raw = self._aead.decrypt(blob[:12], blob[12:], row.kid.encode())
+            except Exception as exc:  # InvalidTag: wrong master key or a tampered row
+                raise KeyStoreError(f"cannot decrypt signing key {row.kid}") from exc
+            private = Ed25519PrivateKey.from_private_bytes(raw)
+            self._decrypted[row.kid] = private
+        return Signer(kid=row.kid, issuer=issuer, _private=private)
 
 
 def jwk_for(row: SigningKey) -> dict[str, Any]:

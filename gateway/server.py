@@ -92,8 +92,38 @@ class SlowClientWorker(ThreadWorker):  # type: ignore[misc]
             _WATCHDOG.release(fd)
 
 
+class _WatchedBody:
+    """``wsgi.input`` that ends the body's deadline as soon as the whole body has been read."""
+
+    def __init__(self, stream: Any, length: int | None, done: Callable[[], None]) -> None:
+        self._stream = stream
+        self._length = length  # None: chunked, ends when a read returns nothing
+        self._received = 0
+        self._done = done
+
+    def _seen(self, data: bytes, asked: int | None) -> bytes:
+        self._received += len(data)
+        ended = not data and asked != 0
+        if ended or (self._length is not None and self._received >= self._length):
+            self._done()
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._seen(self._stream.read(size), size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._seen(self._stream.readline(size), size)
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
+
+
 class BodyDeadline:
-    """WSGI middleware: once the headers are in, the body has its own deadline; the response has none."""
+    """WSGI middleware: ends the header deadline, and gives the body (if any) its own deadline, which
+    ends once the body has been read. The view's own work and the answer have no deadline here."""
 
     def __init__(self, app: WsgiApp, *, seconds: float, min_rate: float, unknown_length: int) -> None:
         self.app = app
@@ -105,10 +135,21 @@ class BodyDeadline:
         sock = environ.get("gunicorn.socket")
         if not isinstance(sock, socket.socket):
             return self.app(environ, start_response)
+        _WATCHDOG.release(sock.fileno())  # the headers are in
         declared = environ.get("CONTENT_LENGTH") or ""
-        length = int(declared) if declared.isdigit() else (
-            self.unknown_length if environ.get("HTTP_TRANSFER_ENCODING") else 0)
-        fd = _WATCHDOG.watch(sock, self.seconds + length / self.min_rate)
+        chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower()
+        length = int(declared) if declared.isdigit() else 0
+        if length == 0 and not chunked:
+            return self.app(environ, start_response)
+        fd = _WATCHDOG.watch(sock, self.seconds + (self.unknown_length if chunked else length) / self.min_rate)
+        state = {"released": False, "cut": False}
+
+        def done() -> None:
+            if not state["released"]:
+                state["released"] = True
+                state["cut"] = _WATCHDOG.release(fd)
+
+        environ["wsgi.input"] = _WatchedBody(environ["wsgi.input"], None if chunked else length, done)
         started: list[Any] = []
 
         def remember(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -118,9 +159,8 @@ class BodyDeadline:
         try:
             body = self.app(environ, remember)
         finally:
-            # The app has read what it will read; from here on only the answer is sent.
-            cut = _WATCHDOG.release(fd)
-        if cut:
+            done()  # a body the view did not read is drained by gunicorn, within its own bound
+        if state["cut"]:
             close = getattr(body, "close", None)
             if close is not None:
                 close()

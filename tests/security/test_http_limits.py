@@ -7,16 +7,24 @@ sending a byte a second held every thread of a one-worker server and /healthz st
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from werkzeug.serving import make_server
 
-from tests.conftest import fresh_database
+from gateway import create_app
+from gateway.db import db
+from tests.conftest import app_config, fresh_database
 from tests.e2e.cluster import GatewayProcess, cli, cluster_env, gateway_process
+from tests.factories import make_app_client, make_consent, register_algorithm
 
 pytestmark = pytest.mark.e2e
 
@@ -25,16 +33,27 @@ BODY_SECONDS = 1
 THREADS = 4  # gateway.server.run's default, one worker: six slow clients outnumber the threads
 
 
+@dataclass
+class Limited:
+    server: GatewayProcess
+    database_url: str
+    workdir: Path
+
+
 @pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def limited(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Limited]:
     tmp_path = tmp_path_factory.mktemp("limits")
-    databases = fresh_database("sqlite", request, tmp_path)
-    url = next(databases)
+    url = next(fresh_database("sqlite", request, tmp_path))
     env = cluster_env(url, tmp_path / "outbox", HEADER_TIMEOUT_SECONDS=HEADER_SECONDS,
                       BODY_TIMEOUT_SECONDS=BODY_SECONDS)
     cli(env, "init")
     with gateway_process(env, tmp_path, workers=1) as process:
-        yield process
+        yield Limited(process, url, tmp_path)
+
+
+@pytest.fixture
+def server(limited: Limited) -> GatewayProcess:
+    return limited.server
 
 
 def _exchange(server: GatewayProcess, raw: bytes) -> bytes:
@@ -128,3 +147,40 @@ def test_slow_bodies_get_408_and_the_server_keeps_answering(server: GatewayProce
         assert b'"code": "request_timeout"' in client.answer
         assert client.cut_after is not None
         assert client.cut_after < BODY_SECONDS + 3
+
+
+def test_a_slow_view_after_a_quick_body_is_not_cut(limited: Limited) -> None:
+    """The body deadline ends once the body is in: an edit whose upstream takes longer than the body
+    deadline still gets its answer (it is the upstream timeout that bounds that wait)."""
+    edit_seconds = BODY_SECONDS + 1.5
+
+    def slow_upstream(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        time.sleep(edit_seconds)  # stands in for an edit that takes its time
+        start_response("200 OK", [("Content-Type", "image/png")])
+        return [b"edited"]
+
+    upstream = make_server("127.0.0.1", 0, slow_upstream, threaded=True)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    app = create_app(app_config(limited.database_url, limited.workdir))
+    try:
+        register_algorithm(app, "FN-SLOW-0001", upstream_url=f"http://127.0.0.1:{upstream.server_port}/edit")
+        editor = make_app_client(app, scope="edit:face")
+        consent_id = make_consent(app, editor.client_id)
+        server = limited.server
+        token = httpx.post(f"{server.url}/oauth/token", data={"grant_type": "client_credentials"},
+                           auth=(editor.client_id, editor.secret), timeout=10).json()["access_token"]
+        started = time.monotonic()
+        response = httpx.post(f"{server.url}/v1/edits", headers={"Authorization": f"Bearer {token}"}, timeout=30,
+                              files={"request": (None, json.dumps({"operation": "face_swap",
+                                                                   "algorithm": "FN-SLOW-0001",
+                                                                   "consents": [consent_id]}), "application/json"),
+                                     "source": ("me.png", b"\x89PNG" + bytes(4096), "image/png")})
+        assert response.status_code == 200, response.text
+        assert response.content == b"edited"
+        assert time.monotonic() - started >= edit_seconds
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
+        with app.app_context():
+            db.engine.dispose()
