@@ -443,6 +443,7 @@ class Driver:
                                                                   bearer), (200,), {200: ["audit.exported"]})
 
     async def decisions_only(self, http: httpx.AsyncClient, auth: dict[str, str], consent_id: str) -> None:
+        # Allowed decisions on one consent each; the ids are the same for the bare yardstick.
         while time.monotonic() < self.deadline:
             await self.decide(http, auth, consent_id, kind="decision_only")
 
@@ -473,32 +474,39 @@ async def run_mix(dep: Deployment, stats: Stats, seconds: float, users: int) -> 
     return time.monotonic() - started
 
 
-async def bench_consent(dep: Deployment, stats: Stats) -> tuple[str, str]:
-    """One granted consent through the portal, for the decisions-only phase: (token, consent id)."""
-    driver = Driver(dep, stats, time.monotonic() + 60)
+async def bench_consents(dep: Deployment, stats: Stats, count: int) -> tuple[str, list[str]]:
+    """Granted consents through the portal for the decisions-only phase, one per virtual user (as in
+    bench/decisions.py: users deciding on one consent would queue on its row): (token, consent ids)."""
+    driver = Driver(dep, stats, time.monotonic() + 120)
     async with running_outbox(driver), httpx.AsyncClient(timeout=60) as http:
         bearer = await driver.token(http, dep.apps[0])
         assert bearer is not None
         auth = {"Authorization": f"Bearer {bearer}"}
-        created = await stats.call("consent_request", lambda: http.post(
-            f"{driver.url()}/v1/consent-requests", headers=auth, json={
-                "subject": {"contact": "bench@load.test"}, "operations": ["face_swap"], "purpose": "bench"}),
-            (201,), {201: ["consent_request.created"]})
-        assert created is not None
-        if not await driver.grant(created.json()["id"], "bench@load.test", ("face_swap",)):
-            raise RuntimeError(f"the portal flow failed: {dict(stats.statuses)}")
-        read = await http.get(f"{driver.url()}/v1/consent-requests/{created.json()['id']}", headers=auth)
-        return bearer, str(read.json()["consent_id"])
+
+        async def one(number: int) -> str:
+            contact = f"bench-{number}@load.test"
+            created = await stats.call("consent_request", lambda: http.post(
+                f"{driver.url()}/v1/consent-requests", headers=auth, json={
+                    "subject": {"contact": contact}, "operations": ["face_swap"], "purpose": "bench"}),
+                (201,), {201: ["consent_request.created"]})
+            assert created is not None
+            if not await driver.grant(created.json()["id"], contact, ("face_swap",)):
+                raise RuntimeError(f"the portal flow failed: {dict(stats.statuses)}")
+            read = await http.get(f"{driver.url()}/v1/consent-requests/{created.json()['id']}", headers=auth)
+            return str(read.json()["consent_id"])
+
+        return bearer, list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
-async def run_decisions(urls: list[str], stats: Stats, bearer: str, consent_id: str, *, seconds: float,
+async def run_decisions(urls: list[str], stats: Stats, bearer: str, consent_ids: list[str], *, seconds: float,
                         users: int, dep: Deployment) -> float:
     driver = Driver(dep, stats, time.monotonic() + seconds)
     driver.urls = urls
     auth = {"Authorization": f"Bearer {bearer}"}
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=users)) as http:
-        await asyncio.gather(*(driver.decisions_only(http, auth, consent_id) for _ in range(users)))
+        await asyncio.gather(*(driver.decisions_only(http, auth, consent_ids[i % len(consent_ids)])
+                               for i in range(users)))
     return time.monotonic() - started
 
 
@@ -551,12 +559,12 @@ def run_config(pg_url: str, servers: int, workers: int, *, seconds: float, users
             fresh_database(pg_url, f"cg_load_{os.getpid()}") as url, \
             deployment(url, Path(folder), servers=servers, workers=workers) as dep:
         stats = Stats()
-        bearer, consent_id = asyncio.run(bench_consent(dep, stats))
+        bearer, consent_ids = asyncio.run(bench_consents(dep, stats, users))
         gateway_pids = [pid for s in dep.servers for pid in process_tree(s.process.pid)]
         # 1. decisions only: the gateway, then the bare Flask yardstick with the same workers.
         phase = max(5.0, seconds / 3)
         decisions = Stats()
-        elapsed = asyncio.run(run_decisions([s.url for s in dep.servers], decisions, bearer, consent_id,
+        elapsed = asyncio.run(run_decisions([s.url for s in dep.servers], decisions, bearer, consent_ids,
                                             seconds=phase, users=users, dep=dep))
         stats.actions.update(decisions.actions)
         gateway_rate = len(decisions.latencies["decision_only"]) / elapsed
@@ -564,7 +572,7 @@ def run_config(pg_url: str, servers: int, workers: int, *, seconds: float, users
         with contextlib.ExitStack() as stack:
             bare = [stack.enter_context(wsgi_server("bench.bare_app:app", free_port(), workers=workers))
                     for _ in range(servers)]
-            bare_elapsed = asyncio.run(run_decisions([b.url for b in bare], bare_stats, bearer, consent_id,
+            bare_elapsed = asyncio.run(run_decisions([b.url for b in bare], bare_stats, bearer, consent_ids,
                                                      seconds=phase, users=users, dep=dep))
         bare_rate = len(bare_stats.latencies["decision_only"]) / bare_elapsed
         # 2. the mix, measured: our CPU, the gateway's and PostgreSQL's.
@@ -628,6 +636,7 @@ def summarise_profile(collapsed: str) -> dict[str, Any]:
     samples included: a thread waiting for PostgreSQL is as busy, for the client, as one computing)."""
     buckets: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
     total = 0
     for line in collapsed.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -638,9 +647,15 @@ def summarise_profile(collapsed: str) -> dict[str, Any]:
         frames = stack.split(";")
         leaves[frames[-1].split(" (")[0]] += samples
         buckets[_bucket(stack)] += samples
+        # The innermost frame of our own packages: which of our calls the time is spent under.
+        own = [f for f in frames if re.search(r"\((gateway|consent|audit)/", f) and "server.py" not in f]
+        if own:
+            ours[own[-1].split(" (")[0] + " (" + own[-1].split(" (")[1].split(":")[0] + ")"] += samples
     share = {k: round(100 * v / total, 1) for k, v in buckets.most_common()} if total else {}
     top = [(name, round(100 * v / total, 1)) for name, v in leaves.most_common(12)] if total else []
-    return {"request_samples": total, "share_percent": share, "top_leaf_functions_percent": top}
+    mine = [(name, round(100 * v / total, 1)) for name, v in ours.most_common(12)] if total else []
+    return {"request_samples": total, "share_percent": share, "top_leaf_functions_percent": top,
+            "innermost_own_function_percent": mine}
 
 
 def _bucket(stack: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -115,6 +116,9 @@ def retention_purge(dry_run: bool, as_json: bool) -> None:
          + (f" (removing the rows was deferred: {deferred})" if deferred else ""))
 
 
+SQLITE_SWEEP_PAUSE = 0.12
+
+
 def _sweep() -> tuple[int, str | None]:
     """Remove the rows of purged shards, one short transaction at a time (this run's and any left over)."""
     removed = 0
@@ -129,3 +133,8 @@ def _sweep() -> tuple[int, str | None]:
         if done == 0:
             return removed, None
         removed += done
+        if db.engine.dialect.name == "sqlite":
+            # SQLite has no queue for its write lock: waiting writers poll with back-off (up to 100 ms
+            # apart) and would keep missing the moment between two pieces. A pause longer than that
+            # lets them in, so appends go on at a steady pace while a big month is removed.
+            time.sleep(SQLITE_SWEEP_PAUSE)

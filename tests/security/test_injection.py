@@ -58,7 +58,7 @@ def _unchanged(app: Flask, setting: dict[str, Any], entries_before: int) -> None
 def test_metacharacters_in_every_query_parameter(app: Flask, client: FlaskClient, setting: dict[str, Any]) -> None:
     # One database for all of them (a fresh PostgreSQL database per parameter would cost minutes).
     before = len(audit_entries(app))
-    failures = []
+    failures: list[tuple[str, str, str, object]] = []
     for path, name in QUERY_PARAMETERS:
         for payload in PAYLOADS:
             response = client.get(f"{path}?{urllib.parse.urlencode({name: payload})}",
