@@ -79,7 +79,7 @@ def purge(session: Session, plans: list[PurgePlan], now: datetime, retention_day
 LOCK_TIMEOUT = "5s"
 
 
-def sweep(session: Session, limit: int = 2000, lock_timeout: str = LOCK_TIMEOUT) -> int:
+def sweep(session: Session, limit: int = 5000, lock_timeout: str = LOCK_TIMEOUT) -> int:
     """Remove one piece of a purged shard's entries; returns how many rows went (0: nothing is left).
 
     The caller commits after each call. On PostgreSQL a piece is a whole partition; if its lock cannot be

@@ -559,7 +559,11 @@ def run_config(pg_url: str, servers: int, workers: int, *, seconds: float, users
             fresh_database(pg_url, f"cg_load_{os.getpid()}") as url, \
             deployment(url, Path(folder), servers=servers, workers=workers) as dep:
         stats = Stats()
-        bearer, consent_ids = asyncio.run(bench_consents(dep, stats, users))
+        # Set-up requests count for the audit reconciliation, not for the mix's rates.
+        setup = Stats()
+        bearer, consent_ids = asyncio.run(bench_consents(dep, setup, users))
+        stats.actions.update(setup.actions)
+        stats.maybe_actions.update(setup.maybe_actions)
         gateway_pids = [pid for s in dep.servers for pid in process_tree(s.process.pid)]
         # 1. decisions only: the gateway, then the bare Flask yardstick with the same workers.
         phase = max(5.0, seconds / 3)

@@ -10,7 +10,8 @@ thread is freed, and the client gets a 408 (body) or a closed connection (header
 
 - headers: ``HEADER_TIMEOUT_SECONDS`` from the moment the thread takes the connection;
 - body: ``BODY_TIMEOUT_SECONDS`` plus the declared length at ``BODY_MIN_BYTES_PER_SECOND`` (a chunked
-  body is allowed the upload limit's worth).
+  body is allowed the upload limit's worth), ending once the body has been read. The view's own work
+  (an edit waiting for its upstream, an export) and the answer are not limited here.
 
 This bounds how long one connection can hold a thread; it cannot stop an attacker who opens new
 connections as fast as old ones are cut. A buffering reverse proxy in front (nginx with

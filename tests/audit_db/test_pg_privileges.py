@@ -130,6 +130,7 @@ def test_app_role_appends_and_reads_but_cannot_rewrite(setup: Setup, tmp_path: P
         "DELETE FROM audit_checkpoints",
         "TRUNCATE audit_checkpoints",
         "DELETE FROM audit_purges",
+        "INSERT INTO audit_purges VALUES ('2026-11', now(), 0, 'note', 1096)",
         "UPDATE audit_queue SET body = ''",
         "TRUNCATE audit_queue",
         "DELETE FROM audit_shards",
