@@ -9,13 +9,12 @@ the loopback server named by --pg and dropped afterwards), each phase runs for -
   baseline   one row of the same size per transaction into a trivial table (id, body), through the same
              engine and unit of work as the gateway: what the database gives a single-row commit;
   audit      ``audit_trail.record`` of a realistic decision entry per transaction, as a request does:
-             the queue insert commits with the request, then the after-commit hook sequences it
-             (``AUDIT_BACKGROUND=True``: the ticker runs in every process as in production);
+             the queue insert commits with the request and, with ``AUDIT_BACKGROUND=True`` as ``serve``
+             runs it, wakes the process's audit thread, which sequences in batches (and ticks);
 
 each with 1 writer, T threads in one process, and N processes (each its own app, like gunicorn workers).
-Integration lag is the time from the commit of the queued entry (stamped by an ``after_commit`` listener
-that runs before the sequencing hook) to the moment a separate poller process (every 5 ms) first sees it
-in ``audit_entries``. Target: p99 <= 1 s.
+Integration lag is the time from the commit of the queued entry (stamped by an ``after_commit`` listener)
+to the moment a separate poller process (every 5 ms) first sees it in ``audit_entries``. Target: p99 <= 1 s.
 """
 
 from __future__ import annotations
@@ -99,7 +98,7 @@ def _process_writer(url: str, mode: str, threads: int, name: str, seconds: float
                     barrier: Barrier, stop: Event, out: Any) -> None:
     # Positional arguments: multiprocessing.Process passes them so.
     app = make_app(url, AUDIT_BACKGROUND=(mode == "audit"))
-    # Runs before the sequencing hook (insert=True): the moment the queued entry is durable.
+    # First among the after_commit listeners (insert=True): the moment the queued entry is durable.
     event.listen(Session, "after_commit", _stamp, insert=True)
     barrier.wait()
     deadline = _clock() + seconds
