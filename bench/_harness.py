@@ -14,7 +14,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway import create_app, migrate  # noqa: E402
+from _audit_db import temp_database  # noqa: E402  (bench/ is on sys.path when a bench script runs)
+
+from gateway import create_app  # noqa: E402
 from gateway.clock import utcnow  # noqa: E402
 from gateway.db import db  # noqa: E402
 from gateway.keyring import key_store  # noqa: E402
@@ -50,26 +49,9 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def database(backend: str, pg_url: str) -> Iterator[str]:
-    """A freshly migrated database: a SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="cg-bench-") as folder:
-            url = f"sqlite:///{folder}/bench.sqlite3"
-            migrate.upgrade(url)
-            yield url
-        return
-    name = f"cg_bench_{os.getpid()}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(url)
+    """A freshly migrated database: a SQLite file, or a new loopback PostgreSQL database dropped afterwards."""
+    with temp_database(backend, pg_url) as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def gateway_app(url: str, issuer: str) -> Any:

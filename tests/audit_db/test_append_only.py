@@ -64,3 +64,17 @@ def test_postgresql_guards_partitions_and_truncate(app: Flask, statement: str) -
     with app.app_context(), db.unit_of_work() as session:
         record(session, "test.event", SYSTEM, NOW)
     _refused(app, statement, "append-only")
+
+
+def test_no_setting_opens_the_trigger_on_postgresql(app: Flask) -> None:
+    """Even a role holding DELETE cannot use a session setting to get a row past the trigger."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("the setting was PostgreSQL's")
+        with db.unit_of_work() as session:
+            record(session, "test.event", SYSTEM, datetime(2026, 11, 3, tzinfo=UTC))
+        with db.unit_of_work() as session:
+            session.execute(text("SET LOCAL consent_gateway.purge_shard = '2026-11'"))
+            with pytest.raises(DBAPIError, match="append-only"):
+                session.execute(text("DELETE FROM audit_entries WHERE shard = '2026-11'"))
+            session.rollback()

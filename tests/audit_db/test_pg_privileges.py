@@ -141,7 +141,7 @@ def test_app_role_appends_and_reads_but_cannot_rewrite(setup: Setup, tmp_path: P
     assert "permission denied" in _refused(app, "SET session_replication_role = replica")
     assert "must be owner" in _refused(app, "ALTER TABLE audit_entries DISABLE TRIGGER ALL")
     assert "must be owner" in _refused(app, "ALTER TABLE audit_entries DETACH PARTITION audit_entries_y2026m11")
-    # The trigger's purge setting is anybody's to set; the missing DELETE privilege is what stops it.
+    # No session setting opens the trigger any more (migration 0006), and DELETE is not granted either.
     assert "permission denied" in _refused(app, "SET LOCAL consent_gateway.purge_shard = '2026-11'",
                                            "DELETE FROM audit_entries WHERE shard = '2026-11'")
 
