@@ -65,6 +65,8 @@ def main(argv: list[str]) -> int:
     app_port = upstream_port + 1
     gateway_url = f"http://{host}:{port}"
     credentials = _prepare(host, upstream_port, app_port)
+    # A SIGTERM (not only Ctrl-C) must also stop the three children, through the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Through the console-script entry point: command groups register themselves on gateway.cli.main.
     exe = [sys.executable, "-c", "import sys; from gateway.cli import main; sys.exit(main())"]
     children = [
