@@ -7,7 +7,7 @@ URI and a machine ``code``. Domain exceptions are mapped here once (see ``regist
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, Response, g, json, request
@@ -89,6 +89,22 @@ _mappers: list[tuple[type[Exception], Mapper]] = []
 def map_exception(exc_type: type[Exception], mapper: Mapper) -> None:
     """Declare how a domain exception type becomes a problem (called once at start-up)."""
     _mappers.append((exc_type, mapper))
+
+
+def map_statuses(statuses: Mapping[type[Exception], int], default: int = 400) -> None:
+    """Map domain exceptions that carry a stable ``code`` to problems, by status per exception type.
+
+    The most specific listed type wins (``isinstance`` over the table in order); the problem's code is
+    the exception's own ``code`` and its detail the message.
+    """
+    table = dict(statuses)
+
+    def mapper(exc: Exception) -> Problem:
+        status = next((s for t, s in table.items() if isinstance(exc, t)), default)
+        return Problem(status, str(getattr(exc, "code", "bad_request")), str(exc))
+
+    for exc_type in table:
+        map_exception(exc_type, mapper)
 
 
 def _from_http(exc: HTTPException) -> Problem:

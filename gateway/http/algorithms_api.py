@@ -14,23 +14,16 @@ from gateway.clock import utcnow
 from gateway.db import db
 from gateway.http.validation import Body, parse_body
 from gateway.oauth import require
-from gateway.problems import Problem, map_exception
+from gateway.problems import map_statuses
 
 bp = Blueprint("algorithms_api", __name__, url_prefix="/v1")
 
-_STATUS = {
+map_statuses({
     registry.InvalidAlgorithm: 422,
     registry.FilingNumberTaken: 409,
     registry.AlgorithmNotFound: 404,
-}
-
-
-def _registry_problem(exc: Exception) -> Problem:
-    assert isinstance(exc, registry.RegistryError)
-    return Problem(_STATUS.get(type(exc), 400), exc.code, str(exc))
-
-
-map_exception(registry.RegistryError, _registry_problem)
+    registry.RegistryError: 400,
+})
 
 
 class AlgorithmBody(Body):

@@ -23,40 +23,29 @@ from gateway.clock import utcnow
 from gateway.db import db
 from gateway.http.validation import Body, parse_body
 from gateway.keyring import signer
-from gateway.keys import KeyStoreError
 from gateway.oauth import require
-from gateway.problems import Problem, map_exception, problem_response
+from gateway.problems import Problem, map_exception, map_statuses, problem_response
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("decisions_api", __name__, url_prefix="/v1")
 
-_DECISION_STATUS = {
+map_statuses({
     decisions.DecisionNotFound: 404,
     decisions.DecisionDenied: 409,
     decisions.OutcomeAlreadyRecorded: 409,
-}
+    decisions.DecisionError: 400,
+})
 
 
-def _decision_problem(exc: Exception) -> Problem:
-    assert isinstance(exc, decisions.DecisionError)
-    return Problem(_DECISION_STATUS.get(type(exc), 400), exc.code, str(exc))
-
-
-def _unavailable(exc: Exception) -> Problem:
-    # Fail closed: without the signing key or a readable consent nothing is signed or allowed, and the
-    # caller may retry. (KeyStoreError is mapped here for every signing path, not only decisions.)
+def _unreadable(exc: Exception) -> Problem:
+    # Fail closed: without a readable consent nothing is allowed, and the caller may retry.
     log.error("fail closed: %s", exc)
-    if isinstance(exc, KeyStoreError):
-        return Problem(503, "signing_key_unavailable", "the signing key is unavailable; nothing was signed "
-                       "or allowed", headers={"Retry-After": "5"})
     return Problem(503, UnreadableConsentState.code, "a named consent cannot be read; nothing was allowed",
                    headers={"Retry-After": "5"})
 
 
-map_exception(decisions.DecisionError, _decision_problem)
-map_exception(KeyStoreError, _unavailable)
-map_exception(UnreadableConsentState, _unavailable)
+map_exception(UnreadableConsentState, _unreadable)
 
 
 class Media(Body):
