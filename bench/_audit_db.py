@@ -22,10 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask import Flask
 
-from gateway import create_app, migrate
-from gateway.clock import utcnow
-from gateway.db import db
-from gateway.keyring import key_store
+from gateway import create_app
+from gateway.core import migrate
+from gateway.core.clock import utcnow
+from gateway.core.db import db
+from gateway.keys.keyring import key_store
 
 MASTER_KEY = base64.b64encode(b"b" * 32).decode()
 ISSUER = "https://gateway.bench"
@@ -49,7 +50,7 @@ def queued_body(i: int, ts: str) -> bytes:
 
 
 def decision_fields(i: int) -> dict[str, Any]:
-    """The same decision as keyword fields of ``gateway.audit_trail.record``."""
+    """The same decision as keyword fields of ``gateway.auditing.trail.record``."""
     digest = hashlib.sha256(i.to_bytes(8, "big")).hexdigest()
     return {"client_id": f"cli_{digest[:10]}", "consent_id": f"cns_{digest[10:26]}",
             "decision_id": f"dec_{digest[26:42]}", "subject": f"sub_{digest[10:26]}",

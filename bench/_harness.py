@@ -30,14 +30,14 @@ sys.path.insert(0, str(ROOT))
 from _audit_db import temp_database  # noqa: E402  (bench/ is on sys.path when a bench script runs)
 
 from gateway import create_app  # noqa: E402
-from gateway.clock import utcnow  # noqa: E402
-from gateway.db import db  # noqa: E402
-from gateway.keyring import key_store  # noqa: E402
+from gateway.core.clock import utcnow  # noqa: E402
+from gateway.core.db import db  # noqa: E402
+from gateway.keys.keyring import key_store  # noqa: E402
 
 MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 BIN = Path(sys.executable).parent
 WORKERS = 2
-THREADS = 4  # gateway.server.run's default
+THREADS = 4  # gateway.core.server.run's default
 
 
 def free_port() -> int:
@@ -96,7 +96,7 @@ def gateway_server(url: str, port: int, *, workers: int = WORKERS, **config: Any
 @contextlib.contextmanager
 def wsgi_server(target: str, port: int, *, workers: int = WORKERS, env: dict[str, str] | None = None
                 ) -> Iterator[Server]:
-    """Any WSGI app (``module:app``) under gunicorn with the options gateway/server.py uses."""
+    """Any WSGI app (``module:app``) under gunicorn with the options gateway/core/server.py uses."""
     command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                "--worker-class", "gthread", "--threads", str(THREADS), "--timeout", "120",
                "--graceful-timeout", "20", "--keep-alive", "5", "--limit-request-field_size", "8190",

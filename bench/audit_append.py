@@ -71,9 +71,9 @@ def _stamp(session: Session) -> None:
 
 
 def _write(app: Any, mode: str, name: str, deadline: float, result: WriterResult) -> None:
-    from gateway.audit_trail import Actor, record
-    from gateway.clock import utcnow
-    from gateway.db import db
+    from gateway.auditing.trail import Actor, record
+    from gateway.core.clock import utcnow
+    from gateway.core.db import db
 
     actor = Actor("client", "cli_bench")
     i = 0

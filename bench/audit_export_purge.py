@@ -51,10 +51,10 @@ from sqlalchemy import func, insert, select
 
 from audit import sequencer
 from audit.models import Entry, QueuedEntry
-from gateway import audit_runner
+from gateway.auditing import runner as audit_runner
 from gateway.cli import main as cli_main
-from gateway.clock import utcnow
-from gateway.db import db
+from gateway.core.clock import utcnow
+from gateway.core.db import db
 
 CLI = str(Path(sys.executable).with_name("consent-gateway"))
 BATCH = 20_000
@@ -157,7 +157,7 @@ def export(url: str, start: datetime, entries: int, tmp: Path) -> None:
 
 
 def _writer(url: str, barrier: Barrier, stop: Event, out: Any) -> None:
-    from gateway.audit_trail import Actor, record
+    from gateway.auditing.trail import Actor, record
 
     app = make_app(url, AUDIT_BACKGROUND=True)
     actor = Actor("client", "cli_bench")

@@ -665,12 +665,12 @@ def summarise_profile(collapsed: str) -> dict[str, Any]:
 def _bucket(stack: str) -> str:
     # First match wins, in this order: the most specific attribution of where the time went.
     rules = [
-        ("audit sequencer after commit (its queries included)", ("gateway/audit_runner.py", "audit/sequencer.py")),
-        ("upstream: waiting for the reference editor", ("gateway/upstream.py",)),
+        ("audit sequencer after commit (its queries included)", ("gateway/auditing/runner.py", "audit/sequencer.py")),
+        ("upstream: waiting for the reference editor", ("gateway/proxy/upstream.py",)),
         ("commit (waiting for PostgreSQL's fsync)", (r"Session\.commit|_commit_impl|do_commit",)),
         ("other PostgreSQL round trips (psycopg)", ("psycopg/",)),
         ("Ed25519 signing / JWS", ("consent/jws.py", "signing.py", "keys.py")),
-        ("upload parsing and hashing", ("gateway/uploads.py",)),
+        ("upload parsing and hashing", ("gateway/proxy/uploads.py",)),
         ("template rendering (portal)", ("jinja2/",)),
         ("SQLAlchemy in Python (ORM, compiling)", ("sqlalchemy/",)),
         ("authlib (token checks)", ("authlib/",)),

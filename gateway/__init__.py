@@ -12,12 +12,15 @@ __all__ = ["create_app"]
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
 
-    from gateway import config
+    from gateway.core import config
 
     config.load(app, test_config)
 
-    from gateway import audit_runner, boundary, keyring, oauth, observability, problems
-    from gateway.db import db
+    from gateway.auditing import runner as audit_runner
+    from gateway.auth import oauth
+    from gateway.core import boundary, observability, problems
+    from gateway.core.db import db
+    from gateway.keys import keyring
 
     observability.configure_logging(app.config["LOG_LEVEL"])
     db.init_app(app)

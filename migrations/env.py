@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 
 from alembic import context
 from sqlalchemy import MetaData
 
-from gateway.db import engine_for
+from gateway.core.db import engine_for
 
 config = context.config
 
 
 def _metadata() -> list[MetaData]:
-    found: list[MetaData] = []
-    for module_name in ("gateway.models", "audit.models", "consent.models", "gateway.registry_models"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        found.append(module.Base.metadata)
-    return found
+    # Every table the gateway owns hangs off one metadata once its model modules are imported; a missing
+    # module is an error here, never a silently smaller schema for `alembic check` to compare.
+    from audit.models import Base as AuditBase
+    from consent.models import Base as ConsentBase
+    from gateway.core.models import Base as GatewayBase
+    from gateway.core.schema import import_models
+
+    import_models()
+    return [GatewayBase.metadata, AuditBase.metadata, ConsentBase.metadata]
 
 
 target_metadata = _metadata()

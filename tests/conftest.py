@@ -20,10 +20,11 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gateway import create_app, migrate
-from gateway.clock import utcnow
-from gateway.db import db
-from gateway.keyring import key_store
+from gateway import create_app
+from gateway.core import migrate
+from gateway.core.clock import utcnow
+from gateway.core.db import db
+from gateway.keys.keyring import key_store
 
 MASTER_KEY = base64.b64encode(b"k" * 32).decode()
 ISSUER = "http://gateway.test"

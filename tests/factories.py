@@ -10,9 +10,9 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gateway.clock import utcnow
-from gateway.db import db
-from gateway.oauth import create_client
+from gateway.auth.oauth import create_client
+from gateway.core.clock import utcnow
+from gateway.core.db import db
 
 ALL_SCOPES = "consent:read consent:write edit:face edit:voice audit:read audit:export admin"
 
@@ -57,8 +57,8 @@ DEMO_NOTICE_SHA256 = "0" * 64
 def register_algorithm(app: Flask, filing_number: str = "FN-TEST-0001",
                        operations: tuple[str, ...] = ("face_swap", "face_attribute_edit", "voice_clone"),
                        upstream_url: str = "http://127.0.0.1:9/edit", name: str = "Test Algorithm") -> str:
-    from gateway.audit_trail import OPERATOR
-    from gateway.registry import AlgorithmSpec, register
+    from gateway.auditing.trail import OPERATOR
+    from gateway.registry.algorithms import AlgorithmSpec, register
 
     with app.app_context(), db.unit_of_work() as session:
         register(session, AlgorithmSpec(filing_number=filing_number, name=name, provider="Test Provider",
@@ -80,7 +80,7 @@ def make_consent(app: Flask, client_id: str, *, operations: tuple[str, ...] = ("
     from consent.models import Consent
     from consent.operations import OPERATIONS
     from consent.records import CONSENT_TYP, Collection, ConsentRecordSpec, Notice, consent_claims, new_id
-    from gateway.keyring import signer
+    from gateway.keys.keyring import signer
 
     now = utcnow()
     start = not_before or now - timedelta(minutes=1)

@@ -6,23 +6,13 @@ from types import ModuleType
 
 from flask import Blueprint
 
-from gateway.http import (
-    algorithms_api,
-    audit_api,
-    clients_api,
-    consent_api,
-    decisions_api,
-    edits_api,
-    oauth_routes,
-    ops,
-    portal,
-    well_known,
-)
+from gateway.http import oauth, ops, well_known
+from gateway.http.api import algorithms, audit, clients, consents, decisions, edits
+from gateway.http.portal import views as portal
 
 
 def _modules() -> list[ModuleType]:
-    return [ops, oauth_routes, well_known, clients_api, algorithms_api, decisions_api, edits_api, consent_api,
-            portal, audit_api]
+    return [ops, oauth, well_known, clients, algorithms, decisions, edits, consents, portal, audit]
 
 
 MODULES: list[ModuleType] = _modules()

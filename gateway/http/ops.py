@@ -7,11 +7,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template
 from sqlalchemy import text
 
-from gateway import openapi
-from gateway.db import db
-from gateway.keyring import signer
-from gateway.keys import KeyStoreError
-from gateway.observability import metrics_response
+from gateway.core.db import db
+from gateway.core.observability import metrics_response
+from gateway.http import openapi
+from gateway.keys.keyring import signer
+from gateway.keys.store import KeyStoreError
 
 bp = Blueprint("ops", __name__)
 

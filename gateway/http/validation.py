@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from flask import request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gateway.problems import Problem
+from gateway.core.problems import Problem
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from gateway.db import db
-from gateway.keyring import key_store
-from gateway.keys import jwks
+from gateway.core.db import db
+from gateway.keys.keyring import key_store
+from gateway.keys.store import jwks
 
 bp = Blueprint("well_known", __name__)
 

@@ -21,9 +21,9 @@ from datetime import datetime
 
 from audit import sequencer
 from gateway import create_app
-from gateway.audit_runner import note_signer, policy
-from gateway.audit_trail import SYSTEM, record
-from gateway.db import db
+from gateway.auditing.runner import note_signer, policy
+from gateway.auditing.trail import SYSTEM, record
+from gateway.core.db import db
 
 
 def _ready() -> None:

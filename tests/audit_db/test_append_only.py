@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from audit import log as audit_log
 from audit.models import Purge
-from gateway.audit_trail import SYSTEM, record
-from gateway.db import db
+from gateway.auditing.trail import SYSTEM, record
+from gateway.core.db import db
 
 NOW = datetime(2026, 11, 3, tzinfo=UTC)
 

@@ -32,10 +32,10 @@ from audit import log as audit_log
 from audit.models import Entry, QueuedEntry, Shard
 from audit.sequencer import ADVISORY_LOCK_KEY
 from audit.verify import verify_bundle
-from gateway import audit_runner
+from gateway.auditing import runner as audit_runner
 from gateway.cli import main
-from gateway.clock import utcnow
-from gateway.db import db
+from gateway.core.clock import utcnow
+from gateway.core.db import db
 from tests.conftest import ISSUER, MASTER_KEY
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from audit import log as audit_log
 from audit.models import Entry, QueuedEntry
 from audit.verify import verify_bundle
-from gateway import audit_runner
-from gateway.audit_trail import SYSTEM, record
+from gateway.auditing import runner as audit_runner
+from gateway.auditing.trail import SYSTEM, record
 from gateway.cli import main
-from gateway.db import db
+from gateway.core.db import db
 
 NOW = datetime(2026, 11, 3, tzinfo=UTC)
 BIG = "x" * 100_000  # needs new pages wherever it goes

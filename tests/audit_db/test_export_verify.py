@@ -16,9 +16,9 @@ from sqlalchemy import select
 from audit import rfc9162
 from audit.models import Entry, Shard
 from audit.verify import verify_bundle
-from gateway.audit_trail import SYSTEM, record
+from gateway.auditing.trail import SYSTEM, record
 from gateway.cli import main
-from gateway.db import db
+from gateway.core.db import db
 from tests.factories import bearer, make_app_client, token_for
 
 

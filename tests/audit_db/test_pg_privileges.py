@@ -21,10 +21,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from audit.models import Entry, QueuedEntry, Shard
-from gateway import audit_runner, create_app, migrate
-from gateway.audit_trail import SYSTEM, record
+from gateway import create_app
+from gateway.auditing import runner as audit_runner
+from gateway.auditing.trail import SYSTEM, record
 from gateway.cli import main
-from gateway.db import db
+from gateway.core import migrate
+from gateway.core.db import db
 from tests.conftest import PG_URL, app_config, init_keys
 
 pytestmark = pytest.mark.postgres

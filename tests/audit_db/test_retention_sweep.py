@@ -19,9 +19,9 @@ from sqlalchemy.exc import OperationalError
 from audit import retention
 from audit.models import Entry, Shard
 from audit.verify import verify_bundle
-from gateway.audit_trail import SYSTEM, record
+from gateway.auditing.trail import SYSTEM, record
 from gateway.cli import main
-from gateway.db import db
+from gateway.core.db import db
 
 OLD = datetime(2026, 1, 10, tzinfo=UTC)
 NOW = datetime(2029, 3, 15, tzinfo=UTC)

@@ -14,10 +14,10 @@ from sqlalchemy.exc import DBAPIError
 
 from audit import rfc9162, signed_note
 from audit.models import Checkpoint, Entry, QueuedEntry, Shard
-from gateway import audit_runner
-from gateway.audit_trail import SYSTEM, record
-from gateway.db import db
-from gateway.keyring import key_store
+from gateway.auditing import runner as audit_runner
+from gateway.auditing.trail import SYSTEM, record
+from gateway.core.db import db
+from gateway.keys.keyring import key_store
 
 
 def _append(app: Flask, n: int, now: datetime, action: str = "test.event") -> None:

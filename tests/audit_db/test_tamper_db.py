@@ -21,9 +21,9 @@ from sqlalchemy import Connection, text
 from audit import queries
 from audit.rfc9162 import MerkleFrontier
 from audit.verify import Report, verify_bundle
-from gateway.audit_trail import SYSTEM, record
+from gateway.auditing.trail import SYSTEM, record
 from gateway.cli import main
-from gateway.db import db
+from gateway.core.db import db
 
 NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 SHARD = "2026-11"

@@ -14,9 +14,9 @@ from consent.errors import InvalidContact
 from consent.models import Subject
 from consent.notice import CURRENT_VERSION, AlgorithmFacts, NoticeFacts, render
 from consent.subjects import parse_contact
-from gateway.contacts import Vault
-from gateway.db import db
-from gateway.keys import KeyStoreError
+from gateway.core.db import db
+from gateway.keys.contacts import Vault
+from gateway.keys.store import KeyStoreError
 from tests.consent_http.conftest import Caller
 from tests.factories import create_consent_request
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from consent.models import OneTimeCode
 from gateway import create_app
-from gateway.db import db
+from gateway.core.db import db
 from tests.conftest import app_config
 from tests.consent_http.conftest import Caller
 from tests.consent_http.test_flow import pyjwt_verify

@@ -24,8 +24,8 @@ from werkzeug.wrappers import Request, Response
 
 from consent.models import OneTimeCode
 from gateway import create_app
-from gateway.db import db
-from gateway.notify import ConsoleNotifier, Message, NotificationFailed, OutboxNotifier, build
+from gateway.consents.notify import ConsoleNotifier, Message, NotificationFailed, OutboxNotifier, build
+from gateway.core.db import db
 from tests.conftest import app_config, init_keys
 from tests.factories import (
     PortalVisitor,

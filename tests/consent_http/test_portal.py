@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from consent.models import Consent, OneTimeCode
 from gateway import create_app
-from gateway.db import db
+from gateway.core.db import db
 from tests.conftest import app_config, init_keys
 from tests.consent_http.conftest import REDIRECT_URI, Caller
 from tests.factories import (

@@ -19,10 +19,10 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from gateway import create_app
-from gateway.db import db
-from gateway.models import RateCounter
-from gateway.problems import Problem
-from gateway.ratelimit import DatabaseLimiter, Limit, RedisLimiter
+from gateway.auth.ratelimit import DatabaseLimiter, Limit, RedisLimiter
+from gateway.core.db import db
+from gateway.core.models import RateCounter
+from gateway.core.problems import Problem
 from tests.conftest import app_config, init_keys
 from tests.factories import (
     PortalVisitor,

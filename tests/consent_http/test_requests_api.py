@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from consent.models import ConsentRequest, Subject
-from gateway.db import db
+from gateway.core.db import db
 from tests.consent_http.conftest import REDIRECT_URI, Caller
 from tests.factories import (
     audit_entries,

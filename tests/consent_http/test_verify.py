@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from consent import jws
 from consent.records import CONSENT_TYP
 from gateway.cli import main
-from gateway.db import db
-from gateway.keyring import signer
+from gateway.core.db import db
+from gateway.keys.keyring import signer
 from tests.consent_http.conftest import Caller
 from tests.factories import PortalVisitor, bearer, create_consent_request
 

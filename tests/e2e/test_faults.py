@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 
 from gateway import create_app
-from gateway.demo_upstream import CachedJwks
+from gateway.demo.upstream import CachedJwks
 from tests.conftest import app_config, init_keys
 from tests.factories import (
     audit_entries,
@@ -56,7 +56,7 @@ def proxy(database_url: str, tmp_path: Path, small_disk: Path) -> Iterator[Flask
     init_keys(application)
     register_algorithm(application, "FN-DISK-0001", upstream_url="http://127.0.0.1:9/edit")
     yield application
-    from gateway.db import db
+    from gateway.core.db import db
 
     with application.app_context():
         db.engine.dispose()

@@ -18,9 +18,9 @@ from sqlalchemy import select, text
 from consent import ticket_verifier
 from gateway import create_app
 from gateway.cli import main
-from gateway.clock import utcnow
-from gateway.db import db
-from gateway.registry_models import DecisionRow
+from gateway.core.clock import utcnow
+from gateway.core.db import db
+from gateway.decisions.models import DecisionRow
 from tests.conftest import ISSUER, app_config
 from tests.enforcement.conftest import FILING
 from tests.factories import (

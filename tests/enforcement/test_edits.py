@@ -21,11 +21,11 @@ import pytest
 from PIL import Image, ImageChops
 from werkzeug.wrappers import Request, Response
 
-from gateway import upstream
 from gateway.cli import main
-from gateway.db import db
-from gateway.demo_upstream import create_demo_upstream
-from gateway.registry import get_algorithm
+from gateway.core.db import db
+from gateway.demo.upstream import create_demo_upstream
+from gateway.proxy import upstream
+from gateway.registry.algorithms import get_algorithm
 from tests.conftest import MASTER_KEY
 from tests.e2e.conftest import LiveServer
 from tests.enforcement.conftest import FILING, Served, free_port

@@ -12,8 +12,8 @@ from flask import Flask
 from consent import enforcement
 from consent.journal import Party
 from consent.policy import AlgorithmView, ConsentView, DecisionRequest, DenyReason
-from gateway.clock import utcnow
-from gateway.db import db
+from gateway.core.clock import utcnow
+from gateway.core.db import db
 from tests.enforcement.conftest import FILING
 from tests.factories import App, consent_row, end_consent, make_consent
 

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import MetaData, func, select
 
-from gateway.db import db
+from gateway.core.db import db
 from tests.factories import bearer, make_app_client, token_for
 
 # Multipart and form endpoints have their own bad-input tests; OAuth answers in RFC 6749 form.

@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from PIL import Image, ImageChops, ImageDraw
 
 from consent import jws, records
-from gateway import media_edits
-from gateway.demo_upstream import CachedJwks, create_demo_upstream
+from gateway.demo import media_edits
+from gateway.demo.upstream import CachedJwks, create_demo_upstream
 from tests.consent.signers import ISSUER, KeySigner, public_jwk
 
 FILING = "GD-DEMO-0001"
@@ -391,7 +391,7 @@ def test_the_json_request_part_the_gateway_adds_is_not_taken_for_media(ticket_si
     jwks = {"keys": [public_jwk(ticket_signer)]}
     app = create_demo_upstream(issuer=ISSUER, jwks=lambda: jwks, filing_number=FILING, clock=lambda: NOW)
     media = {"audio": AUDIO}
-    # The multipart body as gateway/upstream.py builds it: a filename-less JSON part, then the media.
+    # The multipart body as gateway/proxy/upstream.py builds it: a filename-less JSON part, then the media.
     files = [
         ("request", (None, b'{"operation": "voice_edit"}', "application/json")),
         ("audio", ("audio.wav", AUDIO, "audio/wav")),

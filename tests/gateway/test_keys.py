@@ -10,9 +10,9 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from consent import jws
 from gateway.cli import main
-from gateway.db import db
-from gateway.keyring import key_store, signer
-from gateway.models import SigningKey
+from gateway.core.db import db
+from gateway.keys.keyring import key_store, signer
+from gateway.keys.models import SigningKey
 
 
 def _sign(app: Flask, claims: dict[str, object]) -> str:

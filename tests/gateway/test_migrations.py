@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from gateway import create_app, migrate
+from gateway import create_app
 from gateway.cli import main
+from gateway.core import migrate
 from tests.conftest import BACKENDS, app_config, fresh_database
 
 

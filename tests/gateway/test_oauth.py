@@ -138,8 +138,8 @@ def test_authorization_server_metadata(client: FlaskClient) -> None:
 
 
 def test_tokens_are_stored_hashed(client: FlaskClient, app: Flask) -> None:
-    from gateway.db import db
-    from gateway.models import OAuthClient, OAuthToken
+    from gateway.auth.models import OAuthClient, OAuthToken
+    from gateway.core.db import db
 
     app_client = make_app_client(app)
     token = token_for(client, app_client)

@@ -6,7 +6,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from gateway.openapi import flask_rule_to_path
+from gateway.http.openapi import flask_rule_to_path
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 

@@ -14,8 +14,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from gateway import create_app
-from gateway.db import db
-from gateway.demo_upstream import create_demo_upstream
+from gateway.core.db import db
+from gateway.demo.upstream import create_demo_upstream
 from tests.conftest import app_config, init_keys
 from tests.e2e.conftest import LiveServer, start_server
 from tests.factories import App, make_app_client, make_consent, register_algorithm

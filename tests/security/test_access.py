@@ -16,9 +16,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gateway import openapi
-from gateway.http import MODULES
-from gateway.oauth import SCOPES
+from gateway.auth.oauth import SCOPES
+from gateway.http import MODULES, openapi
 from tests.conftest import ISSUER
 from tests.factories import (
     ALL_SCOPES,

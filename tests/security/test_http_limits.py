@@ -1,7 +1,7 @@
 """Hostile HTTP against the production server (``consent-gateway serve``: gunicorn, gthread).
 
 Oversized and malformed requests are refused by gunicorn before the app runs; slow-loris clients are
-cut off by the deadlines of gateway/server.py. Before those deadlines existed, six connections
+cut off by the deadlines of gateway/core/server.py. Before those deadlines existed, six connections
 sending a byte a second held every thread of a one-worker server and /healthz stopped answering.
 """
 
@@ -21,7 +21,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from gateway import create_app
-from gateway.db import db
+from gateway.core.db import db
 from tests.conftest import app_config, fresh_database
 from tests.e2e.cluster import GatewayProcess, cli, cluster_env, gateway_process
 from tests.factories import make_app_client, make_consent, register_algorithm
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 
 HEADER_SECONDS = 1
 BODY_SECONDS = 1
-THREADS = 4  # gateway.server.run's default, one worker: six slow clients outnumber the threads
+THREADS = 4  # gateway.core.server.run's default, one worker: six slow clients outnumber the threads
 
 
 @dataclass

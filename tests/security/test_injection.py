@@ -3,7 +3,7 @@
 Every value reaches the database only as a bound parameter, so each payload must be an ordinary
 miss (400, 404, 422 or an empty page), never a 5xx, and nothing may change: the stored consent and
 the audit log are compared before and after. A NUL character used to be a 500 on PostgreSQL (which
-cannot store it) and a miss on SQLite; it is now refused up front on both (gateway/boundary.py).
+cannot store it) and a miss on SQLite; it is now refused up front on both (gateway/core/boundary.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gateway import openapi
-from gateway.http import MODULES
+from gateway.http import MODULES, openapi
 from tests.conftest import ISSUER
 from tests.factories import audit_entries, bearer, consent_row, make_app_client, make_consent, token_for
 

@@ -20,8 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from gateway import openapi
-from gateway.http import MODULES
+from gateway.http import MODULES, openapi
 from tests.conftest import ISSUER
 from tests.factories import bearer, make_app_client, register_algorithm, token_for
 

@@ -23,9 +23,9 @@ from flask.testing import FlaskClient
 
 from consent.models import Consent
 from consent.ticket_verifier import InMemoryReplayCache, TicketError, verify_ticket
-from gateway.db import db
-from gateway.demo_upstream import CachedJwks
-from gateway.keyring import key_store
+from gateway.core.db import db
+from gateway.demo.upstream import CachedJwks
+from gateway.keys.keyring import key_store
 from tests.conftest import ISSUER
 from tests.factories import make_app_client, make_consent
 

@@ -1,0 +1,204 @@
+"""App authentication with authlib: client credentials, RFC 7009 revocation, RFC 7662 introspection.
+
+Tokens are looked up in the database on every request (by hash), so a revoked or expired token is
+refused on the very next request in every process; there is no in-process token cache to outlive it.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2.rfc6749 import InvalidScopeError, OAuth2Error, grants
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from flask import Flask, g
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.auditing.trail import OPERATOR, record
+from gateway.auth.models import OAuthClient, OAuthToken, secret_hash
+from gateway.core.db import db
+from gateway.core.problems import Problem
+
+SCOPES = (
+    "consent:read",
+    "consent:write",
+    "edit:face",
+    "edit:voice",
+    "audit:read",
+    "audit:export",
+    "admin",
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _query_client(client_id: str) -> OAuthClient | None:
+    client = db.session.get(OAuthClient, client_id)
+    return client if client is not None and not client.disabled else None
+
+
+def _save_token(token: dict[str, Any], request: Any) -> None:
+    db.session.add(
+        OAuthToken(
+            access_token_hash=secret_hash(token["access_token"]),
+            client_id=request.client.client_id,
+            scope=token.get("scope", ""),
+            issued_at=int(time.time()),
+            expires_in=int(token["expires_in"]),
+            revoked=False,
+        )
+    )
+    # The token endpoint is answered by authlib, outside our view functions, so commit here.
+    db.session.commit()
+
+
+def _token_by_string(token_string: str) -> OAuthToken | None:
+    return db.session.scalars(
+        select(OAuthToken).where(OAuthToken.access_token_hash == secret_hash(token_string))
+    ).first()
+
+
+class _ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        # authlib would quietly narrow a request for scopes the app does not hold; refusing is clearer
+        # and stops an app from believing it holds a scope it was never granted.
+        requested = set((self.request.payload.scope or "").split())
+        if requested - set(self.request.client.scope.split()):
+            raise InvalidScopeError()
+
+
+class _Revocation(RevocationEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> OAuthToken | None:
+        return _token_by_string(token_string)
+
+    def revoke_token(self, token: OAuthToken, request: Any) -> None:
+        token.revoked = True
+        db.session.commit()
+
+
+class _Introspection(IntrospectionEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> OAuthToken | None:
+        return _token_by_string(token_string)
+
+    def check_permission(self, token: OAuthToken, client: OAuthClient, request: Any) -> bool:
+        # An app may introspect only its own tokens: another app's token is reported inactive.
+        return token.client_id == client.client_id
+
+    def introspect_token(self, token: OAuthToken) -> dict[str, Any]:
+        return {
+            "active": True,
+            "client_id": token.client_id,
+            "scope": token.scope,
+            "token_type": "Bearer",
+            "iat": token.issued_at,
+            "exp": token.get_expires_at(),
+        }
+
+
+class _Bearer(BearerTokenValidator):  # type: ignore[misc]
+    def authenticate_token(self, token_string: str) -> OAuthToken | None:
+        return _token_by_string(token_string)
+
+
+authorization = AuthorizationServer()
+_protector = ResourceProtector()
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {"client_credentials": app.config["ACCESS_TOKEN_TTL"]})
+    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SCOPES))
+    authorization.init_app(app, query_client=_query_client, save_token=_save_token)
+    authorization.register_grant(_ClientCredentials)
+    authorization.register_endpoint(_Revocation)
+    authorization.register_endpoint(_Introspection)
+    if not _protector._token_validators:
+        _protector.register_token_validator(_Bearer())
+
+
+def _problem_for(error: OAuth2Error) -> Problem:
+    # Resource endpoints answer in problem+json like every other API error, while keeping the
+    # RFC 6750 WWW-Authenticate challenge that OAuth clients look for.
+    status = error.status_code or 401
+    challenge = f'Bearer error="{error.error}"' if error.error != "missing_authorization" else "Bearer"
+    if error.error == "insufficient_scope":
+        status = 403
+    code = {
+        "missing_authorization": "missing_token",
+        "invalid_token": "invalid_token",
+        "insufficient_scope": "insufficient_scope",
+        "unsupported_token_type": "invalid_token",
+    }.get(error.error, "invalid_token")
+    return Problem(status, code, error.description or None, headers={"WWW-Authenticate": challenge})
+
+
+def require(*scopes: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Protect a view: a live token holding ALL of ``scopes`` (g.client_id is set for the view)."""
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+            authenticate(*scopes)
+            return view(*args, **kwargs)
+
+        setattr(wrapped, "required_scopes", scopes)  # noqa: B010 - read by the OpenAPI builder
+        return wrapped
+
+    return decorator
+
+
+def authenticate(*scopes: str) -> OAuthToken:
+    try:
+        # authlib treats a list of scopes as "any of"; each scope is required here, so check them one
+        # by one (a decision needs edit:face, an export needs audit:export, never a substitute).
+        token: OAuthToken = _protector.acquire_token([scopes[0]] if scopes else None)
+        granted = set(token.scope.split())
+        missing = [s for s in scopes if s not in granted]
+        if missing:
+            raise Problem(403, "insufficient_scope", f"this call needs the scope(s): {' '.join(missing)}",
+                          headers={"WWW-Authenticate": f'Bearer error="insufficient_scope" scope="{" ".join(scopes)}"'})
+    except OAuth2Error as error:
+        raise _problem_for(error) from error
+    g.client_id = token.client_id
+    g.token_scopes = frozenset(token.scope.split())
+    return token
+
+
+def create_client(
+    session: Session, *, name: str, scope: str, redirect_uris: list[str], now: datetime
+) -> tuple[OAuthClient, str]:
+    """Register an app; the secret is returned once and only its hash is kept."""
+    unknown = [s for s in scope.split() if s not in SCOPES]
+    if unknown:
+        raise ValueError(f"unknown scope(s): {' '.join(unknown)}; known: {' '.join(SCOPES)}")
+    if not name.strip():
+        raise ValueError("a client needs a name")
+    secret = secrets.token_urlsafe(32)
+    client = OAuthClient(
+        client_id="cli_" + secrets.token_urlsafe(16),
+        client_secret_hash=secret_hash(secret),
+        name=name.strip(),
+        scope=" ".join(dict.fromkeys(scope.split())),
+        redirect_uris=redirect_uris,
+        created_at=now,
+        disabled=False,
+    )
+    session.add(client)
+    record(session, "client.created", OPERATOR, now, client_id=client.client_id,
+           detail={"name": client.name, "scope": client.scope, "redirect_uris": redirect_uris})
+    return client, secret

@@ -1,0 +1,141 @@
+"""``consent-gateway audit …`` and ``retention purge``: thin wrappers around the audit domain."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy.exc import OperationalError
+
+from audit import retention, sequencer
+from audit.verify import main as verify_main
+from gateway.auditing.runner import drain, tick
+from gateway.auditing.trail import OPERATOR, Actor, record
+from gateway.cli.output import emit, json_option
+from gateway.core.clock import utcnow
+from gateway.core.db import db
+
+
+def _when(value: str | None, default: datetime) -> datetime:
+    if value is None:
+        return default
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@click.group("audit", cls=AppGroup)
+def audit_group() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit_group.command("export")
+@click.option("--since", help="RFC 3339 (default: 31 days before --until)")
+@click.option("--until", help="RFC 3339, exclusive (default: now)")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
+@json_option
+def audit_export(since: str | None, until: str | None, output: str, as_json: bool) -> None:
+    """Write a signed export bundle (zip) for a time range; the export is itself audited."""
+    from gateway.http.api.audit import build_export
+
+    now = utcnow()
+    end = _when(until, now)
+    start = _when(since, end - timedelta(days=31))
+    if not start < end:
+        raise click.UsageError("--since must be before --until")
+    with db.unit_of_work() as session:
+        record(session, "audit.exported", OPERATOR, now,
+               detail={"since": start.isoformat(), "until": end.isoformat(), "output": "file"})
+    with build_export(start, end, now) as spool, open(output, "wb") as handle:
+        shutil.copyfileobj(spool, handle, 1024 * 1024)
+    emit(as_json, {"output": output, "since": start.isoformat(), "until": end.isoformat()},
+         f"wrote {output} ({start.isoformat()} .. {end.isoformat()})")
+
+
+@audit_group.command("verify", context_settings={"ignore_unknown_options": True})
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def audit_verify(arguments: tuple[str, ...]) -> None:
+    """Verify a bundle offline: BUNDLE [--trusted-checkpoint FILE] [--key VKEY] [--json]."""
+    sys.exit(verify_main(list(arguments)))
+
+
+@audit_group.command("sequence")
+@json_option
+def audit_sequence(as_json: bool) -> None:
+    """Integrate queued entries, close ended months and sign due checkpoints now."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    integrated = drain(app)
+    tick(app)
+    emit(as_json, {"integrated": integrated}, f"integrated {integrated} entries")
+
+
+@audit_group.command("partitions")
+@click.option("--months", default=2, show_default=True, type=click.IntRange(0, 24),
+              help="also prepare this many months after the current one")
+@json_option
+def audit_partitions(months: int, as_json: bool) -> None:
+    """Create the monthly PostgreSQL partitions of the log ahead of time (run as the owner role)."""
+    with db.unit_of_work() as session:
+        created = sequencer.prepare_partitions(session, utcnow(), months)
+    emit(as_json, {"created": created}, "created " + (", ".join(created) or "nothing (all present)"))
+
+
+@click.group("retention", cls=AppGroup)
+def retention_group() -> None:
+    """Retention of the audit log (default three years, never below six months)."""
+
+
+@retention_group.command("purge")
+@click.option("--dry-run", is_flag=True, help="only say what would be purged")
+@json_option
+def retention_purge(dry_run: bool, as_json: bool) -> None:
+    """Purge shards whose month ended more than the retention period ago."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    days = int(app.config["AUDIT_RETENTION_DAYS"])
+    now = utcnow()
+    tick(app, now)
+    try:
+        with db.unit_of_work() as session:
+            plans = retention.plan(session, now, days)
+            if not dry_run and plans:
+                retention.purge(session, plans, now, days)
+                for item in plans:
+                    record(session, "retention.purged", Actor("system", "retention"), now,
+                           detail={"shard": item.shard, "entries": item.entry_count, "retention_days": days,
+                                   "final_checkpoint": item.final_checkpoint})
+    except retention.RetentionTooShort as exc:
+        raise click.UsageError(str(exc)) from exc
+    removed, deferred = (0, None) if dry_run else _sweep()
+    shards = [{"shard": p.shard, "entries": p.entry_count} for p in plans]
+    emit(as_json, {"dry_run": dry_run, "retention_days": days, "shards": shards, "rows_removed": removed,
+                   "removal_deferred": deferred},
+         ("would purge " if dry_run else "purged ") + (", ".join(p.shard for p in plans) or "nothing")
+         + (f" (removing the rows was deferred: {deferred})" if deferred else ""))
+
+
+SQLITE_SWEEP_PAUSE = 0.12
+
+
+def _sweep() -> tuple[int, str | None]:
+    """Remove the rows of purged shards, one short transaction at a time (this run's and any left over)."""
+    removed = 0
+    while True:
+        try:
+            with db.unit_of_work() as session:
+                done = retention.sweep(session)
+        except OperationalError as exc:
+            # PostgreSQL's lock timeout: a long reader holds the log; the purge itself is recorded and
+            # the next run removes the partition.
+            return removed, str(exc.orig).strip()
+        if done == 0:
+            return removed, None
+        removed += done
+        if db.engine.dialect.name == "sqlite":
+            # SQLite has no queue for its write lock: waiting writers poll with back-off (up to 100 ms
+            # apart) and would keep missing the moment between two pieces. A pause longer than that
+            # lets them in, so appends go on at a steady pace while a big month is removed.
+            time.sleep(SQLITE_SWEEP_PAUSE)

@@ -1,0 +1,75 @@
+"""Configuration layers: defaults here, then ``CONSENT_GATEWAY_*`` environment, then the test mapping."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+PREFIX = "CONSENT_GATEWAY"
+
+
+class Defaults:
+    # Where records and checkpoints say they come from; apps and auditors pin it.
+    ISSUER = "http://127.0.0.1:8000"
+    # Empty means "a SQLite file in the instance folder" (resolved in create_app).
+    DATABASE_URL = ""
+    # base64 of 32 bytes; empty means development fallback file in the instance folder.
+    MASTER_KEY = ""
+    # Optional: Redis for shared rate limits. The database is the fallback so that a
+    # single-process SQLite deployment needs nothing else.
+    REDIS_URL = ""
+    ACCESS_TOKEN_TTL = 3600
+    # One-time codes: sends per contact and per address an hour, checks per address per 10 minutes.
+    OTP_SEND_PER_CONTACT = 5
+    OTP_SEND_PER_IP = 20
+    OTP_VERIFY_PER_IP = 30
+    # Per client address and minute, counted across all processes (gateway/auth/ratelimit.py).
+    TOKEN_RATE_LIMIT_PER_MINUTE = 300
+    # JSON bodies are small; uploads to /v1/edits get their own, larger limit.
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    MAX_UPLOAD_MB = 200
+    NOTIFIER = "console"
+    AUDIT_CHECKPOINT_EVERY = 1000
+    AUDIT_CHECKPOINT_SECONDS = 60
+    AUDIT_RETENTION_DAYS = 3 * 365 + 1
+    REQUEST_TTL_HOURS = 24
+    UPSTREAM_TIMEOUT_SECONDS = 60
+    # Decision tickets live this long (DESIGN.md caps them at 120 s).
+    TICKET_TTL_SECONDS = 60
+    # A client denied this often within the window gets a `risk.repeated_denials` audit entry.
+    RISK_DENIALS_THRESHOLD = 10
+    RISK_DENIALS_WINDOW_SECONDS = 300
+    # Slow clients (gateway/core/server.py): seconds to send the request line and headers; seconds plus
+    # the declared length at this many bytes a second to send the body. Cut off beyond that.
+    HEADER_TIMEOUT_SECONDS = 10
+    BODY_TIMEOUT_SECONDS = 30
+    BODY_MIN_BYTES_PER_SECOND = 64 * 1024
+    # Where proxied uploads are spooled while hashed (empty: the system temp dir). Never kept.
+    UPLOAD_DIR = ""
+    # HMAC key for the webhook notifier's signature header.
+    WEBHOOK_SECRET = ""
+    # The audit ticker (sequencing leftovers, month close, time-based checkpoints); `serve` turns it on.
+    AUDIT_BACKGROUND = False
+    AUDIT_TICK_SECONDS = 1.0
+    LOG_LEVEL = "INFO"
+    SECRET_KEY = ""
+    # None: secure exactly when the issuer is https (local demos run on plain http loopback).
+    SESSION_COOKIE_SECURE: bool | None = None
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+
+
+def load(app: Flask, test_config: dict[str, Any] | None) -> None:
+    app.config.from_object(Defaults)
+    # from_prefixed_env parses values as JSON where it can, so integers stay integers.
+    app.config.from_prefixed_env(PREFIX)
+    if test_config:
+        app.config.from_mapping(test_config)
+    if app.config["SESSION_COOKIE_SECURE"] is None:
+        app.config["SESSION_COOKIE_SECURE"] = str(app.config["ISSUER"]).startswith("https://")
+    if not app.config["DATABASE_URL"]:
+        os.makedirs(app.instance_path, exist_ok=True)
+        path = os.path.join(app.instance_path, "consent-gateway.sqlite3")
+        app.config["DATABASE_URL"] = f"sqlite:///{path}"

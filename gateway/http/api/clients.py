@@ -1,0 +1,47 @@
+"""Who am I (for apps checking their token) and the key list (for admins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify
+
+from gateway.auth.models import OAuthClient
+from gateway.auth.oauth import require
+from gateway.core.db import db
+from gateway.core.problems import Problem
+from gateway.http import openapi
+from gateway.keys.keyring import key_store
+from gateway.keys.store import jwk_for
+
+bp = Blueprint("clients_api", __name__, url_prefix="/v1")
+
+
+@bp.get("/clients/me")
+@require()
+def me() -> Response:
+    client = db.session.get(OAuthClient, g.client_id)
+    if client is None:
+        raise Problem(401, "invalid_token", "the token's client no longer exists")
+    return jsonify(client_id=client.client_id, name=client.name, scope=sorted(g.token_scopes),
+                   redirect_uris=client.redirect_uris)
+
+
+@bp.get("/keys")
+@require("admin")
+def keys() -> Response:
+    rows = key_store().all(db.session)
+    return jsonify(keys=[{**jwk_for(r), "status": r.status,
+                          "created_at": r.created_at.isoformat()} for r in rows])
+
+
+PATHS: dict[str, Any] = {
+    "/v1/clients/me": {"get": {"summary": "The calling app and the scopes of its token", "tags": ["apps"],
+                               **openapi.protected(),
+                               "responses": {"200": openapi.json_response("client"),
+                                             "401": openapi.problem()}}},
+    "/v1/keys": {"get": {"summary": "Signing keys with their status (admin)", "tags": ["keys"],
+                         **openapi.protected("admin"),
+                         "responses": {"200": openapi.json_response("keys"), "401": openapi.problem(),
+                                       "403": openapi.problem()}}},
+}
