@@ -7,9 +7,13 @@ verifier can import it.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class AuditError(Exception):
-    """Base class of every error the audit package raises."""
+    """Base class of every error the audit package raises; ``code`` is its stable machine code."""
+
+    code: ClassVar[str] = "audit_error"
 
 
 class FormatError(AuditError, ValueError):

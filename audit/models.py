@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Dialect,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -28,8 +31,32 @@ NAMING_CONVENTION = {
 }
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always hands back an aware UTC datetime (SQLite returns naive ones).
+
+    The same type as ``consent.models.UTCDateTime``: the domains cannot import each other, and a test
+    holds the two (and the naming conventions) equal.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("audit times must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime()}
 
 
 class QueuedEntry(Base):
@@ -45,7 +72,7 @@ class QueuedEntry(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ts: Mapped[datetime] = mapped_column()
     # JCS bytes of the entry without its position (seq, shard), which the sequencer adds.
     body: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -68,7 +95,7 @@ class Entry(Base):
 
     shard: Mapped[str] = mapped_column(String(7), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ts: Mapped[datetime] = mapped_column()
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str | None] = mapped_column(String(64), nullable=True)
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -87,10 +114,10 @@ class Shard(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     frontier: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed | purged
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     checkpoint_size: Mapped[int] = mapped_column(BigInteger, default=0)
-    checkpoint_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    checkpoint_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Checkpoint(Base):
@@ -108,7 +135,7 @@ class Checkpoint(Base):
     note: Mapped[str] = mapped_column(Text)
     kid: Mapped[str] = mapped_column(String(64))
     final: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class Purge(Base):
@@ -117,7 +144,7 @@ class Purge(Base):
     __tablename__ = "audit_purges"
 
     shard: Mapped[str] = mapped_column(String(7), primary_key=True)
-    purged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    purged_at: Mapped[datetime] = mapped_column()
     entry_count: Mapped[int] = mapped_column(BigInteger)
     final_checkpoint: Mapped[str] = mapped_column(Text)
     retention_days: Mapped[int] = mapped_column(Integer)

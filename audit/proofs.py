@@ -13,6 +13,8 @@ from audit.models import Entry
 class ProofUnavailable(AuditError):
     """The leaves a proof needs are not stored (out of range, or purged by retention)."""
 
+    code = "proof_unavailable"
+
 
 def _subtree_hasher(session: Session, shard: str) -> rfc9162.SubtreeHash:
     def subtree_hash(start: int, end: int) -> bytes:

@@ -17,6 +17,8 @@ from audit.models import Checkpoint, Entry, Shard
 class BadCursor(AuditError):
     """The cursor was not one this service handed out."""
 
+    code = "bad_cursor"
+
 
 @dataclass(frozen=True)
 class EntryFilter:

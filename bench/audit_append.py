@@ -71,11 +71,11 @@ def _stamp(session: Session) -> None:
 
 
 def _write(app: Any, mode: str, name: str, deadline: float, result: WriterResult) -> None:
-    from gateway.auditing.trail import Actor, record
+    from gateway.auditing.trail import AuditJournal, Party
     from gateway.core.clock import utcnow
     from gateway.core.db import db
 
-    actor = Actor("client", "cli_bench")
+    actor = Party("client", "cli_bench")
     i = 0
     started = _clock()
     with app.app_context():
@@ -85,7 +85,8 @@ def _write(app: Any, mode: str, name: str, deadline: float, result: WriterResult
                 session.info["bench_stamps"] = result.committed_at
                 if mode == "audit":
                     session.info["bench_marker"] = marker
-                    record(session, "decision.allowed", actor, utcnow(), detail={"m": marker}, **decision_fields(i))
+                    AuditJournal(session, utcnow()).record("decision.allowed", actor, detail={"m": marker},
+                                                            **decision_fields(i))
                 else:
                     session.execute(insert(baseline_table).values(body=queued_body(i, "2025-01-01T00:00:00Z")))
             result.latencies.append(_clock() - now)

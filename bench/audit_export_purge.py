@@ -157,10 +157,10 @@ def export(url: str, start: datetime, entries: int, tmp: Path) -> None:
 
 
 def _writer(url: str, barrier: Barrier, stop: Event, out: Any) -> None:
-    from gateway.auditing.trail import Actor, record
+    from gateway.auditing.trail import AuditJournal, Party
 
     app = make_app(url, AUDIT_BACKGROUND=True)
-    actor = Actor("client", "cli_bench")
+    actor = Party("client", "cli_bench")
     stamps: list[tuple[float, float]] = []
     barrier.wait()
     i = 0
@@ -168,7 +168,7 @@ def _writer(url: str, barrier: Barrier, stop: Event, out: Any) -> None:
         while not stop.is_set():
             begun = time.monotonic()
             with db.unit_of_work() as session:
-                record(session, "decision.allowed", actor, utcnow(), **decision_fields(i))
+                AuditJournal(session, utcnow()).record("decision.allowed", actor, **decision_fields(i))
             stamps.append((begun, time.monotonic()))
             i += 1
     out.put(stamps)

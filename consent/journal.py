@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-PartyType = Literal["client", "subject", "admin", "system"]
+PartyType = Literal["client", "subject", "admin", "auditor", "system"]
 
 
 @dataclass(frozen=True)
 class Party:
-    """Who did it: an app (client id), a subject (``sub_…``), an administrator or the system."""
+    """Who did it: an app (client id), a subject (``sub_…``), an administrator, an auditor or the system."""
 
     type: PartyType
     id: str

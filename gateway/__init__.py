@@ -20,13 +20,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from gateway.auth import oauth
     from gateway.core import boundary, observability, problems
     from gateway.core.db import db
+    from gateway.http import errors
     from gateway.keys import keyring
 
     observability.configure_logging(app.config["LOG_LEVEL"])
     db.init_app(app)
     keyring.init_app(app)
     oauth.init_app(app)
-    problems.register(app)
+    problems.register(app, errors.problem_for)
     observability.init_app(app)
     boundary.init_app(app)
     audit_runner.init_app(app)

@@ -29,9 +29,12 @@ class App:
 
 def make_app_client(app: Flask, scope: str = ALL_SCOPES, name: str = "Test App",
                     redirect_uris: tuple[str, ...] = ()) -> App:
+    from gateway.auditing.trail import OPERATOR, AuditJournal
+
+    now = utcnow()
     with app.app_context(), db.unit_of_work() as session:
         client, secret = create_client(session, name=name, scope=scope, redirect_uris=list(redirect_uris),
-                                       now=utcnow())
+                                       actor=OPERATOR, journal=AuditJournal(session, now), now=now)
         return App(client.client_id, secret)
 
 
@@ -57,13 +60,15 @@ DEMO_NOTICE_SHA256 = "0" * 64
 def register_algorithm(app: Flask, filing_number: str = "FN-TEST-0001",
                        operations: tuple[str, ...] = ("face_swap", "face_attribute_edit", "voice_clone"),
                        upstream_url: str = "http://127.0.0.1:9/edit", name: str = "Test Algorithm") -> str:
-    from gateway.auditing.trail import OPERATOR
+    from gateway.auditing.trail import OPERATOR, AuditJournal
     from gateway.registry.algorithms import AlgorithmSpec, register
 
+    now = utcnow()
     with app.app_context(), db.unit_of_work() as session:
         register(session, AlgorithmSpec(filing_number=filing_number, name=name, provider="Test Provider",
                                         product="Test Product", operations=operations,
-                                        upstream_url=upstream_url), OPERATOR, utcnow())
+                                        upstream_url=upstream_url),
+                 actor=OPERATOR, journal=AuditJournal(session, now), now=now)
     return filing_number
 
 

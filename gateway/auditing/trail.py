@@ -1,33 +1,37 @@
-"""Writes audit entries for the HTTP edge and the CLI, with who did it and which request it was."""
+"""The one way into the audit log: a journal bound to a session, a moment and (over HTTP) a request.
+
+:class:`AuditJournal` is the gateway's implementation of the consent domain's
+:class:`consent.journal.Journal` port, and every service of the gateway writes through it too, so an
+entry always has the same shape whoever writes it. The entry is queued in the caller's transaction:
+it commits with the change it records, or neither does (DESIGN principle 2).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import g, has_request_context
 from sqlalchemy.orm import Session
 
 from audit import log as audit_log
+from consent.journal import SYSTEM, Party
+
+__all__ = ["OPERATOR", "SYSTEM", "AuditJournal", "Party"]
+
+# The operator at the command line (``consent-gateway …``).
+OPERATOR = Party("admin", "cli")
 
 
-@dataclass(frozen=True)
-class Actor:
-    type: str  # client | subject | admin | auditor | system
-    id: str
+class AuditJournal:
+    """Queues audit entries in ``session``; ``request_id`` ties them to the HTTP request that caused them."""
 
-    def as_dict(self) -> dict[str, str]:
-        return {"type": self.type, "id": self.id}
+    def __init__(self, session: Session, now: datetime, *, request_id: str | None = None) -> None:
+        self.session = session
+        self.now = now
+        self.request_id = request_id
 
-
-SYSTEM = Actor("system", "consent-gateway")
-OPERATOR = Actor("admin", "cli")
-
-
-def record(session: Session, action: str, actor: Actor, now: datetime, **fields: Any) -> None:
-    """Queue an audit entry in ``session``'s transaction (it commits with the change it records)."""
-    entry: dict[str, Any] = {"action": action, "actor": actor.as_dict(), **fields}
-    if has_request_context() and "request_id" not in entry:
-        entry["request_id"] = g.get("request_id")
-    audit_log.append(session, entry, now)
+    def record(self, action: str, party: Party, **fields: Any) -> None:
+        entry: dict[str, Any] = {"action": action, "actor": {"type": party.type, "id": party.id}, **fields}
+        if self.request_id is not None:
+            entry.setdefault("request_id", self.request_id)
+        audit_log.append(self.session, entry, self.now)

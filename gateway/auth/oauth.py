@@ -22,7 +22,7 @@ from flask import Flask, g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.auditing.trail import OPERATOR, record
+from consent.journal import Journal, Party
 from gateway.auth.models import OAuthClient, OAuthToken, secret_hash
 from gateway.core.db import db
 from gateway.core.problems import Problem
@@ -180,7 +180,7 @@ def authenticate(*scopes: str) -> OAuthToken:
 
 
 def create_client(
-    session: Session, *, name: str, scope: str, redirect_uris: list[str], now: datetime
+    session: Session, *, name: str, scope: str, redirect_uris: list[str], actor: Party, journal: Journal, now: datetime
 ) -> tuple[OAuthClient, str]:
     """Register an app; the secret is returned once and only its hash is kept."""
     unknown = [s for s in scope.split() if s not in SCOPES]
@@ -199,6 +199,6 @@ def create_client(
         disabled=False,
     )
     session.add(client)
-    record(session, "client.created", OPERATOR, now, client_id=client.client_id,
-           detail={"name": client.name, "scope": client.scope, "redirect_uris": redirect_uris})
+    journal.record("client.created", actor, client_id=client.client_id,
+                   detail={"name": client.name, "scope": client.scope, "redirect_uris": redirect_uris})
     return client, secret

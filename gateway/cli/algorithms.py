@@ -12,7 +12,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from gateway.auditing.trail import OPERATOR
+from gateway.auditing.trail import OPERATOR, AuditJournal
 from gateway.cli.output import emit, json_option
 from gateway.core.clock import utcnow
 from gateway.core.db import db
@@ -47,8 +47,10 @@ def algorithms_add(*, name: str, filing_number: str, provider: str, product: str
         operations=tuple(op.strip() for op in operations.split(",") if op.strip()), upstream_url=upstream_url,
     )
     try:
+        now = utcnow()
         with db.unit_of_work() as session:
-            payload = _row(registry.register(session, spec, OPERATOR, utcnow()))
+            payload = _row(registry.register(session, spec, actor=OPERATOR, journal=AuditJournal(session, now),
+                                             now=now))
     except registry.RegistryError as exc:
         raise click.UsageError(str(exc)) from exc
     emit(as_json, payload, f"registered {payload['filing_number']} ({payload['name']}): "
@@ -72,8 +74,10 @@ def algorithms_list(as_json: bool) -> None:
 def algorithms_suspend(filing_number: str, as_json: bool) -> None:
     """Suspend an algorithm: decisions naming it are denied and no edit reaches it from now on."""
     try:
+        now = utcnow()
         with db.unit_of_work() as session:
-            payload = _row(registry.suspend(session, filing_number, OPERATOR, utcnow()))
+            payload = _row(registry.suspend(session, filing_number, actor=OPERATOR,
+                                            journal=AuditJournal(session, now), now=now))
     except registry.RegistryError as exc:
         raise click.UsageError(str(exc)) from exc
     emit(as_json, payload, f"suspended {payload['filing_number']}")

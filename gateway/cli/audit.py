@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import click
 from flask import current_app
@@ -14,18 +14,23 @@ from sqlalchemy.exc import OperationalError
 
 from audit import retention, sequencer
 from audit.verify import main as verify_main
+from gateway.auditing.export import ExportRange, InvalidRange, export
 from gateway.auditing.runner import drain, tick
-from gateway.auditing.trail import OPERATOR, Actor, record
+from gateway.auditing.trail import OPERATOR, AuditJournal, Party
 from gateway.cli.output import emit, json_option
 from gateway.core.clock import utcnow
 from gateway.core.db import db
+from gateway.core.times import parse_time
+
+# Retention runs as the system's own housekeeping, whoever starts it.
+RETENTION = Party("system", "retention")
 
 
-def _when(value: str | None, default: datetime) -> datetime:
-    if value is None:
-        return default
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def _when(value: str | None) -> datetime | None:
+    try:
+        return None if value is None else parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @click.group("audit", cls=AppGroup)
@@ -40,20 +45,18 @@ def audit_group() -> None:
 @json_option
 def audit_export(since: str | None, until: str | None, output: str, as_json: bool) -> None:
     """Write a signed export bundle (zip) for a time range; the export is itself audited."""
-    from gateway.http.api.audit import build_export
-
     now = utcnow()
-    end = _when(until, now)
-    start = _when(since, end - timedelta(days=31))
-    if not start < end:
-        raise click.UsageError("--since must be before --until")
+    try:
+        span = ExportRange.resolve(_when(since), _when(until), now)
+    except InvalidRange as exc:
+        raise click.UsageError(str(exc)) from exc
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     with db.unit_of_work() as session:
-        record(session, "audit.exported", OPERATOR, now,
-               detail={"since": start.isoformat(), "until": end.isoformat(), "output": "file"})
-    with build_export(start, end, now) as spool, open(output, "wb") as handle:
+        spool = export(app, session, span, now, party=OPERATOR, output="file")
+    with spool, open(output, "wb") as handle:
         shutil.copyfileobj(spool, handle, 1024 * 1024)
-    emit(as_json, {"output": output, "since": start.isoformat(), "until": end.isoformat()},
-         f"wrote {output} ({start.isoformat()} .. {end.isoformat()})")
+    times = span.as_detail()
+    emit(as_json, {"output": output, **times}, f"wrote {output} ({times['since']} .. {times['until']})")
 
 
 @audit_group.command("verify", context_settings={"ignore_unknown_options": True})
@@ -104,9 +107,10 @@ def retention_purge(dry_run: bool, as_json: bool) -> None:
             if not dry_run and plans:
                 retention.purge(session, plans, now, days)
                 for item in plans:
-                    record(session, "retention.purged", Actor("system", "retention"), now,
-                           detail={"shard": item.shard, "entries": item.entry_count, "retention_days": days,
-                                   "final_checkpoint": item.final_checkpoint})
+                    AuditJournal(session, now).record(
+                        "retention.purged", RETENTION,
+                        detail={"shard": item.shard, "entries": item.entry_count, "retention_days": days,
+                                "final_checkpoint": item.final_checkpoint})
     except retention.RetentionTooShort as exc:
         raise click.UsageError(str(exc)) from exc
     removed, deferred = (0, None) if dry_run else _sweep()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from gateway.auditing.trail import OPERATOR, AuditJournal
 from gateway.cli.output import emit, json_option
 from gateway.core.clock import utcnow
 from gateway.core.db import db
@@ -27,8 +28,10 @@ def clients_create(name: str, scope: str, redirect_uris: tuple[str, ...], as_jso
 
     try:
         uris = [validate_redirect_uri(u) for u in redirect_uris]
+        now = utcnow()
         with db.unit_of_work() as session:
-            client, secret = create_client(session, name=name, scope=scope, redirect_uris=uris, now=utcnow())
+            client, secret = create_client(session, name=name, scope=scope, redirect_uris=uris, actor=OPERATOR,
+                                           journal=AuditJournal(session, now), now=now)
             client_id, client_scope = client.client_id, client.scope
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

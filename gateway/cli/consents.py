@@ -12,8 +12,8 @@ from flask.cli import AppGroup
 
 from consent import lifecycle
 from consent import requests as consent_requests
+from gateway.auditing.trail import AuditJournal
 from gateway.cli.output import emit, json_option
-from gateway.consents.services import AuditJournal
 from gateway.core.clock import utcnow
 from gateway.core.db import db
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from gateway.auditing.trail import OPERATOR, record
+from gateway.auditing.trail import OPERATOR, AuditJournal
 from gateway.cli.output import emit, json_option
 from gateway.core.clock import utcnow
 from gateway.core.db import db
@@ -24,7 +24,7 @@ def keys_rotate(as_json: bool) -> None:
     now = utcnow()
     with db.unit_of_work() as session:
         row, retired = key_store().rotate(session, now)
-        record(session, "key.rotated", OPERATOR, now, detail={"kid": row.kid, "retired": retired})
+        AuditJournal(session, now).record("key.rotated", OPERATOR, detail={"kid": row.kid, "retired": retired})
         kid = row.kid
     emit(as_json, {"kid": kid, "retired": retired}, f"new signing key {kid}; retired {', '.join(retired) or '-'}")
 

@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup
 
 from gateway import create_app
-from gateway.auditing.trail import OPERATOR, record
+from gateway.auditing.trail import OPERATOR, AuditJournal
 from gateway.cli.output import emit, json_option
 from gateway.core.clock import utcnow
 from gateway.core.db import db
@@ -40,7 +40,7 @@ def init_command(as_json: bool) -> None:
         created = row is None
         if row is None:
             row = store.create(session, now)
-            record(session, "key.created", OPERATOR, now, detail={"kid": row.kid})
+            AuditJournal(session, now).record("key.created", OPERATOR, detail={"kid": row.kid})
         kid = row.kid
     emit(as_json, {"database": _redacted(url), "migrated": True, "kid": kid, "key_created": created},
          f"database ready ({_redacted(url)}); signing key {kid}{' created' if created else ''}")

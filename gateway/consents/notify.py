@@ -34,12 +34,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import httpx
 from flask import current_app
 
+from gateway.core.errors import GatewayError
+
 _EXT = "consent_gateway.notifier"
 _OUTBOX_SEQUENCE = itertools.count()
 _TIMEOUT_SECONDS = 10
 
 
-class NotificationFailed(Exception):
+class NotificationFailed(GatewayError):
     """The message could not be handed over for delivery."""
 
 

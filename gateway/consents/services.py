@@ -19,31 +19,33 @@ from sqlalchemy.orm import Session
 
 from audit import queries as audit_queries
 from audit.models import QueuedEntry
-from consent import codes, jws
+from consent import codes, jws, lifecycle
 from consent.errors import InvalidRecord, WrongType
-from consent.journal import Party
+from consent.journal import Journal, Party
 from consent.lifecycle import effective_status
 from consent.models import CODE_FOR_CONSENT, CODE_FOR_PORTAL, Consent, ConsentRequest, Subject
 from consent.notice import AlgorithmFacts, NoticeFacts, NoticeText, render
 from consent.policy import AlgorithmView
 from consent.records import CONSENT_TYP, REVOCATION_TYP
+from consent.signing import Signer
 from consent.subjects import Contact, contact_of, find_subject, subject_for_contact
-from gateway.auditing import trail as audit_trail
+from gateway.auditing.trail import AuditJournal
 from gateway.auth.models import OAuthClient
 from gateway.auth.ratelimit import Limit, limiter
 from gateway.consents.notify import Message, notifier
+from gateway.core.errors import GatewayError
 from gateway.i18n import translate
 from gateway.keys.contacts import vault
 from gateway.keys.keyring import key_store
 from gateway.registry import algorithms as registry
 
 __all__ = [
-    "AuditJournal",
     "RateLimited",
     "SentCode",
     "algorithm_lookup",
     "app_name",
     "authn_for",
+    "end_for_app",
     "history",
     "notice_for",
     "send_consent_code",
@@ -54,18 +56,9 @@ __all__ = [
 ]
 
 
-class AuditJournal:
-    """:class:`consent.journal.Journal` over the gateway's audit trail, in the caller's session."""
+class RateLimited(GatewayError):
+    code = "rate_limited"
 
-    def __init__(self, session: Session, now: datetime) -> None:
-        self.session = session
-        self.now = now
-
-    def record(self, action: str, party: Party, **fields: Any) -> None:
-        audit_trail.record(self.session, action, audit_trail.Actor(party.type, party.id), self.now, **fields)
-
-
-class RateLimited(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"rate limited; retry after {retry_after} s")
         self.retry_after = retry_after
@@ -192,6 +185,25 @@ def verify_code(
     if subject.verified_at is None:
         subject.verified_at = now
     return subject
+
+
+def end_for_app(
+    session: Session, consent_id: str, *, client_id: str, on_behalf_of_subject: bool, reason: str, signer: Signer,
+    journal: Journal, now: datetime,
+) -> Consent:
+    """An app ends its consent: *withdrawn* when it acts on the person's request, else *revoked*.
+
+    The difference is in the signed revocation record (``by``), so it is decided here, once.
+    """
+    row = lifecycle.get_consent(session, consent_id, client_id=client_id, journal=journal, now=now,
+                                for_update=True)
+    actor = Party("client", client_id)
+    if on_behalf_of_subject:
+        lifecycle.withdraw(session, row, reason=reason, actor=actor, signer=signer, journal=journal, now=now)
+    else:
+        lifecycle.revoke(session, row, by="client", reason=reason, actor=actor, signer=signer, journal=journal,
+                         now=now)
+    return row
 
 
 def verification_keys(session: Session) -> dict[str, Ed25519PublicKey]:

@@ -1,16 +1,17 @@
 """RFC 9457 problem details: the single place where errors become HTTP.
 
 Every non-OAuth error leaves the service as ``application/problem+json`` with a stable ``type``
-URI and a machine ``code``. Domain exceptions are mapped here once (see ``register``).
+URI and a machine ``code``. Domain exceptions are mapped once, by the table ``register`` is given
+(``gateway.http.errors``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, g, json, request
+from flask import Flask, Response, current_app, g, json, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -82,29 +83,8 @@ def problem_response(problem: Problem) -> Response:
     return response
 
 
-Mapper = Callable[[Exception], Problem]
-_mappers: list[tuple[type[Exception], Mapper]] = []
-
-
-def map_exception(exc_type: type[Exception], mapper: Mapper) -> None:
-    """Declare how a domain exception type becomes a problem (called once at start-up)."""
-    _mappers.append((exc_type, mapper))
-
-
-def map_statuses(statuses: Mapping[type[Exception], int], default: int = 400) -> None:
-    """Map domain exceptions that carry a stable ``code`` to problems, by status per exception type.
-
-    The most specific listed type wins (``isinstance`` over the table in order); the problem's code is
-    the exception's own ``code`` and its detail the message.
-    """
-    table = dict(statuses)
-
-    def mapper(exc: Exception) -> Problem:
-        status = next((s for t, s in table.items() if isinstance(exc, t)), default)
-        return Problem(status, str(getattr(exc, "code", "bad_request")), str(exc))
-
-    for exc_type in table:
-        map_exception(exc_type, mapper)
+Mapper = Callable[[Exception], "Problem | None"]
+_EXT = "consent_gateway.problems"
 
 
 def _from_http(exc: HTTPException) -> Problem:
@@ -121,9 +101,10 @@ def _from_http(exc: HTTPException) -> Problem:
 def to_problem(exc: Exception) -> Problem:
     if isinstance(exc, Problem):
         return exc
-    for exc_type, mapper in _mappers:
-        if isinstance(exc, exc_type):
-            return mapper(exc)
+    mapper: Mapper | None = current_app.extensions.get(_EXT)
+    mapped = mapper(exc) if mapper is not None else None
+    if mapped is not None:
+        return mapped
     if isinstance(exc, HTTPException):
         return _from_http(exc)
     if isinstance(exc, OperationalError | DBAPIError) and _is_unavailable(exc):
@@ -139,7 +120,10 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     return bool(exc.connection_invalidated)
 
 
-def register(app: Flask) -> None:
+def register(app: Flask, mapper: Mapper) -> None:
+    """Answer every error with a problem; ``mapper`` turns the domains' errors into problems (the edge's table)."""
+    app.extensions[_EXT] = mapper
+
     @app.errorhandler(Exception)
     def _handle(exc: Exception) -> Response:
         problem = to_problem(exc)

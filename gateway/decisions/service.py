@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from consent import jws
 from consent.enforcement import enforce, subjects_of
+from consent.journal import Journal, Party
 from consent.policy import Decision, DecisionRequest
 from consent.records import TICKET_MAX_LIFETIME, TICKET_TYP, TicketSpec, new_id, ticket_claims
 from consent.signing import Signer
-from gateway.auditing.trail import Actor, record
-from gateway.consents.services import AuditJournal
+from gateway.core.errors import GatewayError
 from gateway.core.models import RateCounter
 from gateway.decisions.models import OUTCOMES, DecisionRow
 from gateway.registry.algorithms import get_algorithm, policy_view
@@ -33,6 +33,7 @@ __all__ = [
     "DecisionError",
     "DecisionNotFound",
     "DecisionResult",
+    "DecisionSettings",
     "OutcomeAlreadyRecorded",
     "RiskPolicy",
     "get_decision",
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class DecisionError(Exception):
+class DecisionError(GatewayError):
     code: ClassVar[str] = "decision_error"
 
 
@@ -70,6 +71,22 @@ class RiskPolicy:
 
 
 @dataclass(frozen=True)
+class DecisionSettings:
+    """How long tickets live and when repeated denials become a risk entry (from configuration)."""
+
+    ticket_ttl: timedelta
+    risk: RiskPolicy
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> DecisionSettings:
+        return cls(
+            ticket_ttl=timedelta(seconds=int(config["TICKET_TTL_SECONDS"])),
+            risk=RiskPolicy(denials=int(config["RISK_DENIALS_THRESHOLD"]),
+                            window=timedelta(seconds=int(config["RISK_DENIALS_WINDOW_SECONDS"]))),
+        )
+
+
+@dataclass(frozen=True)
 class DecisionResult:
     id: str
     request: DecisionRequest
@@ -83,20 +100,21 @@ def make_decision(
     request: DecisionRequest,
     *,
     signer: Signer,
-    actor: Actor,
+    actor: Party,
+    journal: Journal,
     now: datetime,
-    ticket_ttl: timedelta,
-    risk: RiskPolicy,
+    settings: DecisionSettings,
 ) -> DecisionResult:
     """Decide, count the use on an allow, sign the ticket, record the decision and audit it.
 
     The signer is taken as an argument on purpose: a caller that cannot load the key fails before
     anything is decided, so no allow can exist without the means to sign its ticket.
     """
+    ticket_ttl = settings.ticket_ttl
     if not timedelta(0) < ticket_ttl <= TICKET_MAX_LIFETIME:
         raise ValueError(f"a ticket lives more than 0 and at most {TICKET_MAX_LIFETIME}")
     algorithm = policy_view(get_algorithm(session, request.algorithm))
-    enforcement = enforce(session, request, algorithm, now, AuditJournal(session, now))
+    enforcement = enforce(session, request, algorithm, now, journal)
     decision = enforcement.decision
     decision_id = new_id("dec")
     ticket: str | None = None
@@ -138,11 +156,9 @@ def make_decision(
     # The audit entry names one consent (the one that failed, else the first) and its subject, so the
     # subject's processing history finds it; the full list is in ``consents``.
     named = decision.consent_id or (request.consent_ids[0] if request.consent_ids else None)
-    record(
-        session,
+    journal.record(
         "decision.allowed" if decision.allowed else "decision.denied",
         actor,
-        now,
         decision_id=decision_id,
         client_id=request.client_id,
         operation=request.operation,
@@ -155,7 +171,7 @@ def make_decision(
         detail=decision.detail or None,
     )
     if not decision.allowed:
-        _count_denial(session, request.client_id, actor, now, risk)
+        _count_denial(session, request.client_id, actor=actor, journal=journal, now=now, risk=settings.risk)
     return DecisionResult(decision_id, request, decision, ticket, expires_at)
 
 
@@ -174,7 +190,8 @@ def record_outcome(
     client_id: str,
     outcome: str,
     output_sha256: str | None,
-    actor: Actor,
+    actor: Party,
+    journal: Journal,
     now: datetime,
     extra: Mapping[str, Any] | None = None,
 ) -> DecisionRow:
@@ -196,11 +213,9 @@ def record_outcome(
     session.refresh(row)
     subjects = subjects_of(session, row.consents)
     named = row.consents[0] if row.consents else None
-    record(
-        session,
+    journal.record(
         f"decision.{outcome}",
         actor,
-        now,
         decision_id=decision_id,
         client_id=row.client_id,
         operation=row.operation,
@@ -215,7 +230,9 @@ def record_outcome(
     return row
 
 
-def _count_denial(session: Session, client_id: str, actor: Actor, now: datetime, risk: RiskPolicy) -> None:
+def _count_denial(
+    session: Session, client_id: str, *, actor: Party, journal: Journal, now: datetime, risk: RiskPolicy
+) -> None:
     """Count a deny in a counter every gateway process shares; the one that hits the threshold audits.
 
     Exactly one ``risk.repeated_denials`` per app and window, whichever process denies the Nth time,
@@ -237,5 +254,5 @@ def _count_denial(session: Session, client_id: str, actor: Actor, now: datetime,
     )
     count = session.execute(statement).scalar_one()
     if count == risk.denials:
-        record(session, "risk.repeated_denials", actor, now, client_id=client_id,
-               detail={"denials": count, "window_seconds": window, "window_start": window_start})
+        journal.record("risk.repeated_denials", actor, client_id=client_id,
+                       detail={"denials": count, "window_seconds": window, "window_start": window_start})

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from gateway import create_app
-from gateway.auditing.trail import OPERATOR
+from gateway.auditing.trail import OPERATOR, AuditJournal
 from gateway.auth.oauth import create_client
 from gateway.cli.algorithms import DEMO_FILING_NUMBER
 from gateway.core.clock import utcnow
@@ -31,17 +31,20 @@ DEMO_SCOPES = "consent:read consent:write edit:face edit:voice audit:read audit:
 def _prepare(host: str, upstream_port: int, app_port: int) -> dict[str, str]:
     app = create_app()
     credentials_file = Path(app.instance_path) / "demo-client.json"
+    now = utcnow()
     with app.app_context(), db.unit_of_work() as session:
+        journal = AuditJournal(session, now)
         if registry.get_algorithm(session, DEMO_FILING_NUMBER) is None:
             registry.register(session, registry.AlgorithmSpec(
                 filing_number=DEMO_FILING_NUMBER, name="Demo face and voice editor", provider="Consent Gateway",
                 product="reference upstream",
                 operations=("face_swap", "face_reenactment", "face_attribute_edit", "voice_clone",
                             "voice_conversion", "voice_edit"),
-                upstream_url=f"http://{host}:{upstream_port}/edit"), OPERATOR, utcnow())
+                upstream_url=f"http://{host}:{upstream_port}/edit"), actor=OPERATOR, journal=journal, now=now)
         if not credentials_file.exists():
             client, secret = create_client(session, name="Demo Face App", scope=DEMO_SCOPES,
-                                           redirect_uris=[f"http://{host}:{app_port}/back"], now=utcnow())
+                                           redirect_uris=[f"http://{host}:{app_port}/back"], actor=OPERATOR,
+                                           journal=journal, now=now)
             fd = os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 json.dump({"client_id": client.client_id, "client_secret": secret}, handle)

@@ -46,6 +46,27 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema_of(model)}}}
 
 
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The query string of a :class:`gateway.http.validation.Query` model, one parameter per field."""
+    schema = schema_of(model)
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, declared in schema.get("properties", {}).items():
+        field = {k: v for k, v in declared.items() if k not in ("title", "description", "anyOf")}
+        if field.get("default", 0) is None:
+            del field["default"]
+        description = declared.get("description")
+        # Optional fields come out as anyOf [T, null]; a query parameter is simply absent instead.
+        variants = [v for v in declared.get("anyOf", []) if v.get("type") != "null"]
+        if len(variants) == 1:
+            field = {**variants[0], **field}
+        parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": field}
+        if description:
+            parameter["description"] = description
+        parameters.append(parameter)
+    return parameters
+
+
 def json_response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema or {"type": "object"}}}}
 

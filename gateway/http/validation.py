@@ -1,14 +1,16 @@
-"""Parsing request bodies into typed models, with problem+json for every way they can be wrong."""
+"""Parsing request bodies and query strings into typed models, with problem+json for every way they can be wrong."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
 
 from gateway.core.problems import Problem
+from gateway.core.times import parse_time
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -17,6 +19,42 @@ class Body(BaseModel):
     """Base for request bodies: unknown members are an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class Query(BaseModel):
+    """Base for query strings: unknown parameters are an error; values are taken as sent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _rfc3339(value: object) -> object:
+    return parse_time(value) if isinstance(value, str) else value
+
+
+# An RFC 3339 timestamp with an offset, read by the one parser (gateway.core.times).
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339),
+                      WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+def parse_query(model: type[M], *, status: int = 400, code: str = "invalid_parameter") -> M:
+    """The query string as ``model``; a parameter given twice is refused rather than half-read."""
+    repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
+    if repeated:
+        raise Problem(status, code, f"{repeated[0]} is given more than once", parameter=repeated[0])
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        errors = _errors(exc)
+        first = errors[0]
+        raise Problem(status, code, f"{first['loc'] or 'query'}: {first['msg']}", parameter=first["loc"],
+                      errors=errors) from exc
+
+
+def _errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
 
 
 def _json_payload() -> Any:
@@ -46,10 +84,7 @@ def parse_value(model: type[M], payload: Any) -> M:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        errors = [
-            {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"], "type": err["type"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
+        errors = _errors(exc)
         code = "unknown_field" if any(e["type"] == "extra_forbidden" for e in errors) else "validation_failed"
         raise Problem(422, code, "the request body does not match the schema", errors=errors) from exc
 

@@ -8,23 +8,11 @@ import secrets
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
-from gateway.core.problems import Problem, map_exception
 from gateway.keys.store import KeyStore, KeyStoreError, Signer, load_master_key
 
 log = logging.getLogger(__name__)
 
 _EXT = "consent_gateway.keys"
-
-
-def _key_unavailable(exc: Exception) -> Problem:
-    # Fail closed on every signing path (grants, revocations, tickets, checkpoints): nothing is signed
-    # or allowed without the key, and the caller may retry.
-    log.error("fail closed: %s", exc)
-    return Problem(503, "signing_key_unavailable", "the signing key is unavailable; nothing was signed or allowed",
-                   headers={"Retry-After": "5"})
-
-
-map_exception(KeyStoreError, _key_unavailable)
 
 
 def init_app(app: Flask) -> None:

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.core.errors import GatewayError
 from gateway.keys.models import SigningKey
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,10 @@ log = logging.getLogger(__name__)
 MASTER_KEY_FILE = "master.key"
 
 
-class KeyStoreError(Exception):
+class KeyStoreError(GatewayError):
     """The signing key cannot be used; every decision that needs it must fail closed."""
+
+    code = "signing_key_unavailable"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from flask import Request
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 from werkzeug.utils import secure_filename
 
+from gateway.core.errors import GatewayError
+
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
@@ -58,7 +60,7 @@ _MAX_PARTS = 16
 _MAX_DECODER_BUFFER = 1024 * 1024
 
 
-class UploadError(Exception):
+class UploadError(GatewayError):
     code: ClassVar[str] = "malformed_upload"
 
 
@@ -144,7 +146,7 @@ def receive(
     *,
     upload_dir: str | os.PathLike[str],
     max_bytes: int,
-    on_request_part: Callable[[bytes], None] | None = None,
+    on_request_part: Callable[[bytes], object] | None = None,
 ) -> Upload:
     """Parse the multipart body of ``request`` into temporary files, hashing each media part.
 
@@ -174,7 +176,7 @@ def _parse(
     boundary: bytes,
     upload: Upload,
     upload_dir: str | os.PathLike[str],
-    on_request_part: Callable[[bytes], None] | None,
+    on_request_part: Callable[[bytes], object] | None,
 ) -> None:
     decoder = MultipartDecoder(boundary, max_form_memory_size=_MAX_DECODER_BUFFER, max_parts=_MAX_PARTS)
     parts = _Parts(upload, upload_dir, on_request_part)
@@ -198,7 +200,7 @@ class _Parts:
     """Routes decoder events: the request part to memory (it is small), media parts to files."""
 
     def __init__(
-        self, upload: Upload, upload_dir: str | os.PathLike[str], on_request_part: Callable[[bytes], None] | None
+        self, upload: Upload, upload_dir: str | os.PathLike[str], on_request_part: Callable[[bytes], object] | None
     ) -> None:
         self._upload = upload
         self._dir = upload_dir

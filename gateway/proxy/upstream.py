@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import httpx
 from flask import Flask, current_app
 
+from gateway.core.errors import GatewayError
 from gateway.proxy.uploads import REQUEST_PART, MediaPart
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ _ERROR_PEEK = 4096
 _PASSED_HEADERS = ("content-disposition", "content-language", "content-encoding")
 
 
-class UpstreamError(Exception):
+class UpstreamError(GatewayError):
     code: ClassVar[str] = "upstream_failed"
 
     def __init__(self, message: str, *, status: int | None = None, upstream_code: str | None = None) -> None:

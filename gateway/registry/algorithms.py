@@ -16,9 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from consent.journal import Journal, Party
 from consent.operations import OPERATIONS
 from consent.policy import AlgorithmView
-from gateway.auditing.trail import Actor, record
+from gateway.core.errors import GatewayError
 from gateway.registry.models import ALGORITHM_ACTIVE, ALGORITHM_SUSPENDED, Algorithm
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
 _FILING_NUMBER = re.compile(r"[^\s/]{1,100}")
 
 
-class RegistryError(Exception):
+class RegistryError(GatewayError):
     code: ClassVar[str] = "registry_error"
 
 
@@ -79,7 +80,7 @@ def list_algorithms(session: Session, *, include_suspended: bool = True) -> list
     return list(session.scalars(query))
 
 
-def register(session: Session, spec: AlgorithmSpec, actor: Actor, now: datetime) -> Algorithm:
+def register(session: Session, spec: AlgorithmSpec, *, actor: Party, journal: Journal, now: datetime) -> Algorithm:
     """Add an algorithm to the white list (active at once) and audit it."""
     operations = _validated(spec)
     if get_algorithm(session, spec.filing_number) is not None:
@@ -101,13 +102,13 @@ def register(session: Session, spec: AlgorithmSpec, actor: Actor, now: datetime)
             session.add(row)
     except IntegrityError as exc:
         raise FilingNumberTaken(f"filing number {spec.filing_number!r} is already registered") from exc
-    record(session, "algorithm.registered", actor, now, algorithm=row.filing_number,
-           detail={"name": row.name, "provider": row.provider, "product": row.product,
-                   "operations": operations, "upstream_url": row.upstream_url})
+    journal.record("algorithm.registered", actor, algorithm=row.filing_number,
+                   detail={"name": row.name, "provider": row.provider, "product": row.product,
+                           "operations": operations, "upstream_url": row.upstream_url})
     return row
 
 
-def suspend(session: Session, filing_number: str, actor: Actor, now: datetime) -> Algorithm:
+def suspend(session: Session, filing_number: str, *, actor: Party, journal: Journal, now: datetime) -> Algorithm:
     """Take an algorithm off the white list; decisions naming it are denied from the next commit on.
 
     Suspending a suspended algorithm changes nothing and writes no second audit entry.
@@ -118,7 +119,7 @@ def suspend(session: Session, filing_number: str, actor: Actor, now: datetime) -
     if row.status != ALGORITHM_SUSPENDED:
         row.status = ALGORITHM_SUSPENDED
         row.suspended_at = now
-        record(session, "algorithm.suspended", actor, now, algorithm=row.filing_number)
+        journal.record("algorithm.suspended", actor, algorithm=row.filing_number)
     return row
 
 

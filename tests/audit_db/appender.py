@@ -22,7 +22,7 @@ from datetime import datetime
 from audit import sequencer
 from gateway import create_app
 from gateway.auditing.runner import note_signer, policy
-from gateway.auditing.trail import SYSTEM, record
+from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.core.db import db
 
 
@@ -42,7 +42,7 @@ def _append(tag: str, count: int, now: datetime) -> None:
         markers = [f"{tag}-{i + k}" for k in range(size)]
         with app.app_context(), db.unit_of_work() as session:
             for marker in markers:
-                record(session, "test.crash", SYSTEM, now, detail={"marker": marker})
+                AuditJournal(session, now).record("test.crash", SYSTEM, detail={"marker": marker})
         sys.stdout.write("".join(f"{m}\n" for m in markers))
         sys.stdout.flush()
         i += size

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from audit import log as audit_log
 from audit.models import Purge
-from gateway.auditing.trail import SYSTEM, record
+from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.core.db import db
 
 NOW = datetime(2026, 11, 3, tzinfo=UTC)
@@ -62,7 +62,7 @@ def test_postgresql_guards_partitions_and_truncate(app: Flask, statement: str) -
             pytest.skip("partitions and TRUNCATE are PostgreSQL's")
     _purge_record(app)
     with app.app_context(), db.unit_of_work() as session:
-        record(session, "test.event", SYSTEM, NOW)
+        AuditJournal(session, NOW).record("test.event", SYSTEM)
     _refused(app, statement, "append-only")
 
 
@@ -72,7 +72,7 @@ def test_no_setting_opens_the_trigger_on_postgresql(app: Flask) -> None:
         if db.engine.dialect.name != "postgresql":
             pytest.skip("the setting was PostgreSQL's")
         with db.unit_of_work() as session:
-            record(session, "test.event", SYSTEM, datetime(2026, 11, 3, tzinfo=UTC))
+            AuditJournal(session, datetime(2026).record("test.event", SYSTEM, 11, 3, tzinfo=UTC))
         with db.unit_of_work() as session:
             session.execute(text("SET LOCAL consent_gateway.purge_shard = '2026-11'"))
             with pytest.raises(DBAPIError, match="append-only"):

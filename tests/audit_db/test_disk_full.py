@@ -23,7 +23,7 @@ from audit import log as audit_log
 from audit.models import Entry, QueuedEntry
 from audit.verify import verify_bundle
 from gateway.auditing import runner as audit_runner
-from gateway.auditing.trail import SYSTEM, record
+from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
 
@@ -62,17 +62,17 @@ def _sqlite_only(app: Flask) -> None:
 
 def test_a_request_on_a_full_disk_commits_nothing(app: Flask) -> None:
     with app.app_context(), db.unit_of_work() as session:
-        record(session, "test.event", SYSTEM, NOW)
+        AuditJournal(session, NOW).record("test.event", SYSTEM)
     before = _counts(app)
     with _disk_full(app), app.app_context(), pytest.raises(OperationalError, match="full"), \
             db.unit_of_work() as session:
-        record(session, "test.event", SYSTEM, NOW, detail={"blob": BIG})
+        AuditJournal(session, NOW).record("test.event", SYSTEM, detail={"blob": BIG})
     assert _counts(app) == before
 
 
 def test_sequencing_on_a_full_disk_waits_and_loses_nothing(app: Flask, tmp_path: Path) -> None:
     with app.app_context(), db.unit_of_work() as session:
-        record(session, "test.event", SYSTEM, NOW)
+        AuditJournal(session, NOW).record("test.event", SYSTEM)
     with app.app_context():
         engine = db.engine
     # Committed requests whose sequencing has not run yet (outside an app context nothing sequences).

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from audit import rfc9162
 from audit.models import Entry, Shard
 from audit.verify import verify_bundle
-from gateway.auditing.trail import SYSTEM, record
+from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
 from tests.factories import bearer, make_app_client, token_for
@@ -25,7 +25,7 @@ from tests.factories import bearer, make_app_client, token_for
 def _append(app: Flask, n: int, now: datetime) -> None:
     with app.app_context(), db.unit_of_work() as session:
         for i in range(n):
-            record(session, "test.event", SYSTEM, now, subject=f"sub_{i % 3}", detail={"i": i})
+            AuditJournal(session, now).record("test.event", SYSTEM, subject=f"sub_{i % 3}", detail={"i": i})
 
 
 def _export(app: Flask, tmp_path: Path, since: str, until: str) -> Path:

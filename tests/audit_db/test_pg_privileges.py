@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from audit.models import Entry, QueuedEntry, Shard
 from gateway import create_app
 from gateway.auditing import runner as audit_runner
-from gateway.auditing.trail import SYSTEM, record
+from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core import migrate
 from gateway.core.db import db
@@ -95,7 +95,7 @@ NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 def _append(app: Flask, n: int, now: datetime) -> None:
     with app.app_context(), db.unit_of_work() as session:
         for i in range(n):
-            record(session, "test.event", SYSTEM, now, detail={"i": i})
+            AuditJournal(session, now).record("test.event", SYSTEM, detail={"i": i})
 
 
 def _refused(app: Flask, *statements: str) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from audit import retention
 from audit.models import Entry, Shard
 from audit.verify import verify_bundle
-from gateway.auditing.trail import SYSTEM, record
+from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
 
@@ -30,7 +30,7 @@ NOW = datetime(2029, 3, 15, tzinfo=UTC)
 def _append(app: Flask, n: int, now: datetime) -> None:
     with app.app_context(), db.unit_of_work() as session:
         for i in range(n):
-            record(session, "test.event", SYSTEM, now, detail={"i": i})
+            AuditJournal(session, now).record("test.event", SYSTEM, detail={"i": i})
 
 
 def _old_rows(app: Flask) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from audit import rfc9162, signed_note
 from audit.models import Checkpoint, Entry, QueuedEntry, Shard
 from gateway.auditing import runner as audit_runner
-from gateway.auditing.trail import SYSTEM, record
+from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.core.db import db
 from gateway.keys.keyring import key_store
 
@@ -23,7 +23,7 @@ from gateway.keys.keyring import key_store
 def _append(app: Flask, n: int, now: datetime, action: str = "test.event") -> None:
     with app.app_context(), db.unit_of_work() as session:
         for i in range(n):
-            record(session, action, SYSTEM, now, detail={"i": i})
+            AuditJournal(session, now).record(action, SYSTEM, detail={"i": i})
 
 
 def _vkey(app: Flask) -> signed_note.Verifier:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, text
 from audit import queries
 from audit.rfc9162 import MerkleFrontier
 from audit.verify import Report, verify_bundle
-from gateway.auditing.trail import SYSTEM, record
+from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
 
@@ -33,7 +33,7 @@ def _append(app: Flask, n: int) -> None:
     # One entry per transaction, as requests write them; each commit is sequenced right after it.
     for i in range(n):
         with app.app_context(), db.unit_of_work() as session:
-            record(session, "test.event", SYSTEM, NOW, subject=f"sub_{i % 4}", detail={"i": i})
+            AuditJournal(session, NOW).record("test.event", SYSTEM, subject=f"sub_{i % 4}", detail={"i": i})
 
 
 @contextmanager

@@ -8,24 +8,16 @@ from flask import Blueprint, Response, g, jsonify
 from pydantic import Field
 
 from consent.operations import OPERATIONS
-from gateway.auditing.trail import Actor
+from gateway.auditing.trail import Party
 from gateway.auth.oauth import require
 from gateway.core.clock import utcnow
 from gateway.core.db import db
-from gateway.core.problems import map_statuses
 from gateway.http import openapi
+from gateway.http.context import request_journal
 from gateway.http.validation import Body, parse_body
 from gateway.registry import algorithms as registry
 
 bp = Blueprint("algorithms_api", __name__, url_prefix="/v1")
-
-map_statuses({
-    registry.InvalidAlgorithm: 422,
-    registry.FilingNumberTaken: 409,
-    registry.AlgorithmNotFound: 404,
-    registry.RegistryError: 400,
-})
-
 
 class AlgorithmBody(Body):
     filing_number: str = Field(min_length=1, max_length=100, description="the regulator's filing number")
@@ -38,8 +30,8 @@ class AlgorithmBody(Body):
                               description="where the gateway forwards edits; never published")
 
 
-def _admin() -> Actor:
-    return Actor("admin", g.client_id)
+def _admin() -> Party:
+    return Party("admin", g.client_id)
 
 
 @bp.get("/algorithms")
@@ -56,7 +48,8 @@ def register_algorithm() -> tuple[Response, int]:
         filing_number=body.filing_number, name=body.name, provider=body.provider, product=body.product,
         operations=tuple(body.operations), upstream_url=body.upstream_url,
     )
-    row = registry.register(db.session, spec, _admin(), utcnow())
+    now = utcnow()
+    row = registry.register(db.session, spec, actor=_admin(), journal=request_journal(now), now=now)
     # The admin who registered it may see where it points; the public list never shows it.
     return jsonify({**registry.public_view(row), "upstream_url": row.upstream_url}), 201
 
@@ -64,7 +57,8 @@ def register_algorithm() -> tuple[Response, int]:
 @bp.post("/algorithms/<filing_number>/suspend")
 @require("admin")
 def suspend_algorithm(filing_number: str) -> Response:
-    row = registry.suspend(db.session, filing_number, _admin(), utcnow())
+    now = utcnow()
+    row = registry.suspend(db.session, filing_number, actor=_admin(), journal=request_journal(now), now=now)
     return jsonify(registry.public_view(row))
 
 

@@ -13,54 +13,24 @@ from typing import Any, Literal
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import Field
 
-from consent import errors, lifecycle
+from consent import lifecycle
 from consent import requests as consent_requests
-from consent.journal import Party
 from consent.models import CONSENT_STATUSES, Consent, ConsentRequest
 from consent.operations import OPERATIONS
 from consent.subjects import parse_contact
 from gateway.auth.models import OAuthClient
 from gateway.auth.oauth import require
-from gateway.consents.services import AuditJournal, algorithm_lookup, verify_presented_record
+from gateway.consents.services import algorithm_lookup, end_for_app, verify_presented_record
 from gateway.core.clock import utcnow
 from gateway.core.db import db
-from gateway.core.problems import Problem, map_exception
+from gateway.core.problems import Problem
 from gateway.http import openapi
-from gateway.http.validation import Body, parse_body, parse_value
+from gateway.http.context import request_journal
+from gateway.http.validation import Body, Query, parse_body, parse_query
 from gateway.keys.contacts import vault
 from gateway.keys.keyring import signer
 
 bp = Blueprint("consent_api", __name__, url_prefix="/v1")
-
-# Domain errors → HTTP, declared once. 404 for "not yours" as much as for "does not exist".
-_STATUS: dict[type[errors.ConsentError], int] = {
-    errors.RequestNotFound: 404,
-    errors.ConsentNotFound: 404,
-    errors.IdempotencyConflict: 409,
-    errors.RequestNotPending: 409,
-    errors.ConsentNotActive: 409,
-    errors.NoticeChanged: 409,
-    errors.UnknownOperation: 422,
-    errors.InvalidTerms: 422,
-    errors.InvalidContact: 422,
-    errors.AlgorithmNotAvailable: 422,
-    errors.RedirectNotRegistered: 422,
-    errors.SubjectMismatch: 422,
-    errors.NoOperationChosen: 422,
-}
-
-
-def _consent_problem(exc: Exception) -> Problem:
-    assert isinstance(exc, errors.ConsentError)
-    status = next(code for cls, code in _STATUS.items() if isinstance(exc, cls))
-    extra: dict[str, Any] = {}
-    if isinstance(exc, errors.RequestNotPending | errors.ConsentNotActive):
-        extra["current_status"] = exc.status
-    return Problem(status, exc.code, str(exc), **extra)
-
-
-for _error_type in _STATUS:
-    map_exception(_error_type, _consent_problem)
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
@@ -99,7 +69,7 @@ class VerifyBody(Body):
     record: str = Field(min_length=1, max_length=64 * 1024, description="compact JWS")
 
 
-class ListQuery(Body):
+class ListQuery(Query):
     status: Literal["active", "withdrawn", "revoked", "expired", "exhausted"] | None = None
     subject: str | None = Field(None, max_length=40)
     limit: int = Field(50, ge=1, le=100)
@@ -190,7 +160,7 @@ def create_consent_request() -> tuple[Response, int, dict[str, str]]:
         idempotency_key=key,
         algorithms=algorithm_lookup(db.session),
         vault=vault(),
-        journal=AuditJournal(db.session, now),
+        journal=request_journal(now),
         now=now,
         ttl=_request_ttl(),
     )
@@ -209,16 +179,17 @@ def _request_ttl() -> timedelta:
 def get_consent_request(request_id: str) -> Response:
     now = utcnow()
     row = consent_requests.get_request(db.session, request_id, client_id=g.client_id,
-                                       journal=AuditJournal(db.session, now), now=now)
+                                       journal=request_journal(now), now=now)
     return jsonify(request_json(row))
 
 
 @bp.get("/consents")
 @require("consent:read")
 def list_consents() -> Response:
-    query = parse_value(ListQuery, request.args.to_dict())
+    # 422 as for bodies: a well-formed list request whose values the API does not accept.
+    query = parse_query(ListQuery, status=422, code="validation_failed")
     now = utcnow()
-    journal = AuditJournal(db.session, now)
+    journal = request_journal(now)
     after = None
     if query.cursor is not None:
         last = lifecycle.get_consent(db.session, query.cursor, client_id=g.client_id, journal=journal, now=now)
@@ -234,7 +205,7 @@ def list_consents() -> Response:
 def get_consent(consent_id: str) -> Response:
     now = utcnow()
     row = lifecycle.get_consent(db.session, consent_id, client_id=g.client_id,
-                                journal=AuditJournal(db.session, now), now=now)
+                                journal=request_journal(now), now=now)
     return jsonify(consent_json(row))
 
 
@@ -243,16 +214,8 @@ def get_consent(consent_id: str) -> Response:
 def revoke_consent(consent_id: str) -> Response:
     body = parse_body(RevokeBody)
     now = utcnow()
-    journal = AuditJournal(db.session, now)
-    row = lifecycle.get_consent(db.session, consent_id, client_id=g.client_id, journal=journal, now=now,
-                                for_update=True)
-    actor = Party("client", g.client_id)
-    if body.on_behalf_of_subject:
-        lifecycle.withdraw(db.session, row, reason=body.reason, actor=actor, signer=signer(db.session),
-                           journal=journal, now=now)
-    else:
-        lifecycle.revoke(db.session, row, by="client", reason=body.reason, actor=actor,
-                         signer=signer(db.session), journal=journal, now=now)
+    row = end_for_app(db.session, consent_id, client_id=g.client_id, on_behalf_of_subject=body.on_behalf_of_subject,
+                      reason=body.reason, signer=signer(db.session), journal=request_journal(now), now=now)
     return jsonify(consent_json(row))
 
 

@@ -7,48 +7,29 @@ it together with its audit entry (raising would roll both back).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify
 from pydantic import Field, field_validator, model_validator
 
-from consent.enforcement import UnreadableConsentState
 from consent.operations import OPERATIONS, modality_of, scope_for
 from consent.policy import DecisionRequest
 from consent.records import MEDIA_ROLE_PATTERN, SHA256_HEX_PATTERN
-from gateway.auditing.trail import Actor
 from gateway.auth.oauth import require
 from gateway.core.clock import utcnow
 from gateway.core.db import db
-from gateway.core.problems import Problem, map_exception, map_statuses, problem_response
+from gateway.core.problems import Problem, problem_response
 from gateway.decisions import service as decisions
 from gateway.decisions.models import OUTCOMES
 from gateway.http import openapi
+from gateway.http.context import calling_app, request_journal
 from gateway.http.validation import Body, parse_body
 from gateway.keys.keyring import signer
+from gateway.proxy import edits
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("decisions_api", __name__, url_prefix="/v1")
-
-map_statuses({
-    decisions.DecisionNotFound: 404,
-    decisions.DecisionDenied: 409,
-    decisions.OutcomeAlreadyRecorded: 409,
-    decisions.DecisionError: 400,
-})
-
-
-def _unreadable(exc: Exception) -> Problem:
-    # Fail closed: without a readable consent nothing is allowed, and the caller may retry.
-    log.error("fail closed: %s", exc)
-    return Problem(503, UnreadableConsentState.code, "a named consent cannot be read; nothing was allowed",
-                   headers={"Retry-After": "5"})
-
-
-map_exception(UnreadableConsentState, _unreadable)
-
 
 class Media(Body):
     role: str = Field(pattern=MEDIA_ROLE_PATTERN.pattern, description="the media part's role, e.g. source")
@@ -115,23 +96,14 @@ def require_scope_for(operation: str) -> None:
                       headers={"WWW-Authenticate": f'Bearer error="insufficient_scope" scope="{scope}"'})
 
 
-def decide(terms: DecisionTerms, media: dict[str, str]) -> decisions.DecisionResult:
-    """Run a decision for the authenticated app in the request's session (not committed here)."""
-    config = current_app.config
+def decide(terms: DecisionTerms | edits.EditTerms, media: dict[str, str]) -> decisions.DecisionResult:
+    """Run a decision for the authenticated app in the request's session (committed by the caller)."""
+    now = utcnow()
     request = DecisionRequest(client_id=g.client_id, operation=terms.operation, algorithm=terms.algorithm,
                               consent_ids=tuple(terms.consents), media=media)
-    return decisions.make_decision(
-        db.session,
-        request,
-        signer=signer(db.session),
-        actor=Actor("client", g.client_id),
-        now=utcnow(),
-        ticket_ttl=timedelta(seconds=int(config["TICKET_TTL_SECONDS"])),
-        risk=decisions.RiskPolicy(
-            denials=int(config["RISK_DENIALS_THRESHOLD"]),
-            window=timedelta(seconds=int(config["RISK_DENIALS_WINDOW_SECONDS"])),
-        ),
-    )
+    return decisions.make_decision(db.session, request, signer=signer(db.session), actor=calling_app(),
+                                   journal=request_journal(now), now=now,
+                                   settings=decisions.DecisionSettings.from_config(current_app.config))
 
 
 def deny_response(result: decisions.DecisionResult) -> Response:
@@ -174,9 +146,10 @@ def create_decision() -> Response | tuple[Response, int]:
 def record_outcome(decision_id: str) -> Response:
     body = parse_body(OutcomeBody)
     require_scope_for(decisions.get_decision(db.session, decision_id, client_id=g.client_id).operation)
+    now = utcnow()
     row = decisions.record_outcome(
         db.session, decision_id, client_id=g.client_id, outcome=body.outcome, output_sha256=body.output_sha256,
-        actor=Actor("client", g.client_id), now=utcnow(),
+        actor=calling_app(), journal=request_journal(now), now=now,
     )
     return jsonify(decision_id=row.id, outcome=row.outcome, output_sha256=row.output_sha256)
 

@@ -42,7 +42,6 @@ from consent.subjects import contact_of, parse_contact
 from gateway.consents.notify import NotificationFailed
 from gateway.consents.notify import build as build_notifier
 from gateway.consents.services import (
-    AuditJournal,
     RateLimited,
     app_name,
     authn_for,
@@ -57,6 +56,7 @@ from gateway.core.clock import utcnow
 from gateway.core.db import db
 from gateway.core.problems import to_problem
 from gateway.http import openapi
+from gateway.http.context import request_journal
 from gateway.i18n import translate
 from gateway.keys.contacts import vault
 from gateway.keys.keyring import signer
@@ -205,7 +205,7 @@ def _sign_in(subject: Subject, now: datetime) -> None:
 
 
 def _load_request(request_id: str, now: datetime) -> ConsentRequest:
-    return consent_requests.get_request(db.session, request_id, journal=AuditJournal(db.session, now), now=now)
+    return consent_requests.get_request(db.session, request_id, journal=request_journal(now), now=now)
 
 
 def _closed(req: ConsentRequest, locale: str) -> tuple[str, int]:
@@ -317,7 +317,7 @@ def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
     if subject_id is None:
         _set_pending(req.id, {})
         return _consent_step(req, locale, now, status=401, error=translate(locale, "error.session"))
-    journal = AuditJournal(db.session, now)
+    journal = request_journal(now)
     if request.form.get("action") == "decline":
         consent_requests.decline(db.session, req, subject_id=subject_id, journal=journal, now=now)
         return _after_decision(req, locale)
@@ -389,7 +389,7 @@ def me() -> tuple[str, int]:
     if subject_id is None:
         return _login_page(locale)
     rows = lifecycle.list_consents(db.session, subject_id=subject_id, limit=200,
-                                   journal=AuditJournal(db.session, now), now=now)
+                                   journal=request_journal(now), now=now)
     names = {row.client_id: app_name(db.session, row.client_id) for row in rows}
     return _page("me.html", locale, consents=rows, names=names)
 
@@ -451,7 +451,7 @@ def _my_consent(consent_id: str, now: datetime) -> tuple[str, Consent] | None:
     if subject_id is None:
         return None
     row = lifecycle.get_consent(db.session, consent_id, subject_id=subject_id,
-                                journal=AuditJournal(db.session, now), now=now)
+                                journal=request_journal(now), now=now)
     return subject_id, row
 
 
@@ -510,7 +510,7 @@ def me_receipt(consent_id: str) -> WerkzeugResponse:
         "revocation_claims": None if row.revocation is None
         else jws.verify(row.revocation, keys, issuer=issuer, typ=REVOCATION_TYP).claims,
     }
-    AuditJournal(db.session, now).record("receipt.downloaded", Party("subject", subject_id), subject=subject_id,
+    request_journal(now).record("receipt.downloaded", Party("subject", subject_id), subject=subject_id,
                                          client_id=row.client_id, consent_id=row.id)
     return Response(
         json.dumps(receipt, ensure_ascii=False, indent=2),
@@ -540,7 +540,7 @@ def me_withdraw(consent_id: str) -> WerkzeugResponse | tuple[str, int]:
     subject_id = _me(now)
     if subject_id is None:
         return _login_page(locale, status=401, error=translate(locale, "error.session"))
-    journal = AuditJournal(db.session, now)
+    journal = request_journal(now)
     row = lifecycle.get_consent(db.session, consent_id, subject_id=subject_id, journal=journal, now=now,
                                 for_update=True)
     try:
