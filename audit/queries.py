@@ -11,7 +11,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from audit.errors import AuditError
-from audit.models import Checkpoint, Entry, Shard
+from audit.models import Checkpoint, Entry
 
 
 class BadCursor(AuditError):
@@ -70,6 +70,3 @@ def latest_checkpoint(session: Session, shard: str | None) -> Checkpoint | None:
         query = query.where(Checkpoint.shard == shard)
     return session.scalars(query).first()
 
-
-def shard_info(session: Session, shard: str) -> Shard | None:
-    return session.get(Shard, shard)

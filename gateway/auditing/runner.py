@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
@@ -132,31 +133,32 @@ def _after_commit(session: Session) -> None:
         session.info[_DUE] = True
 
 
-def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is not None or not session.info.pop(_DUE, False):
-        return
-    try:
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-    except RuntimeError:
-        return  # no app context: the background tick will pick the entries up
-    wake = app.extensions.get(_WAKE)
-    if wake is not None:
-        # Serving: the ticker thread integrates in batches, off the request's path.
-        wake.set()
-        return
-    try:
-        drain(app)
-    except (SQLAlchemyError, KeyStoreError):
-        # The entries are durably queued; integration is retried by the next commit or the tick.
-        log.warning("audit sequencing deferred", exc_info=True)
+def _sequencer_for(app: Flask) -> Callable[[Session, SessionTransaction], None]:
+    def after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is not None or not session.info.pop(_DUE, False):
+            return
+        wake = app.extensions.get(_WAKE)
+        if wake is not None:
+            # Serving: the ticker thread integrates in batches, off the request's path.
+            wake.set()
+            return
+        try:
+            with app.app_context():
+                drain(app)
+        except (SQLAlchemyError, KeyStoreError):
+            # The entries are durably queued; integration is retried by the next commit or the tick.
+            log.warning("audit sequencing deferred", exc_info=True)
+
+    return after_transaction_end
 
 
 def init_app(app: Flask) -> None:
-    if not getattr(Session, "_consent_gateway_audit_hooks", False):
-        event.listen(Session, "before_flush", _mark_dirty)
-        event.listen(Session, "after_commit", _after_commit)
-        event.listen(Session, "after_transaction_end", _after_transaction_end)
-        Session._consent_gateway_audit_hooks = True  # type: ignore[attr-defined]
+    # Only the gateway's own sessions: a session someone else opens in this process (a test's, a tool's)
+    # is none of the sequencer's business.
+    factory = db.session_factory(app)
+    event.listen(factory, "before_flush", _mark_dirty)
+    event.listen(factory, "after_commit", _after_commit)
+    event.listen(factory, "after_transaction_end", _sequencer_for(app))
     if app.config.get("AUDIT_BACKGROUND", False):
         _start_ticker(app)
 

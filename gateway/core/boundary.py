@@ -46,15 +46,7 @@ def init_app(app: Flask) -> None:
                 Problem(503, "database_unavailable", "the change could not be stored; nothing was committed",
                         headers={"Retry-After": "5"})
             )
-        after = g.pop("after_commit", [])
-        for callback in after:
-            callback()
         return response
-
-
-def after_commit(callback: object) -> None:
-    """Run ``callback()`` once the request's transaction has committed (e.g. wake the sequencer)."""
-    g.setdefault("after_commit", []).append(callback)
 
 
 def _refuse_nul() -> None:

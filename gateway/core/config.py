@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Flask
 
+from audit.retention import DEFAULT_RETENTION_DAYS
+
 PREFIX = "CONSENT_GATEWAY"
 
 
@@ -33,7 +35,7 @@ class Defaults:
     NOTIFIER = "console"
     AUDIT_CHECKPOINT_EVERY = 1000
     AUDIT_CHECKPOINT_SECONDS = 60
-    AUDIT_RETENTION_DAYS = 3 * 365 + 1
+    AUDIT_RETENTION_DAYS = DEFAULT_RETENTION_DAYS
     REQUEST_TTL_HOURS = 24
     UPSTREAM_TIMEOUT_SECONDS = 60
     # Decision tickets live this long (DESIGN.md caps them at 120 s).

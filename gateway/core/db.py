@@ -61,9 +61,14 @@ class Database:
         engine: Engine = current_app.extensions["consent_gateway.db"][0]
         return engine
 
+    @staticmethod
+    def session_factory(app: Flask) -> sessionmaker[Session]:
+        """The app's own sessions (request sessions and units of work), e.g. to listen to their events."""
+        factory: sessionmaker[Session] = app.extensions["consent_gateway.db"][1]
+        return factory
+
     def new_session(self) -> Session:
-        factory: sessionmaker[Session] = current_app.extensions["consent_gateway.db"][1]
-        return factory()
+        return self.session_factory(current_app)()
 
     def read_session(self) -> Session:
         """A session for long reads: never takes SQLite's write lock; must not write."""

@@ -6,7 +6,6 @@ so neither can drift from the other.
 
 from __future__ import annotations
 
-import re
 from types import ModuleType
 from typing import Any
 
@@ -134,9 +133,3 @@ def build(modules: list[ModuleType], issuer: str) -> dict[str, Any]:
         },
     }
 
-
-_CONVERTER = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
-
-
-def flask_rule_to_path(rule: str) -> str:
-    return _CONVERTER.sub(r"{\1}", rule)

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.core.errors import GatewayError
+from gateway.core.times import format_time
 from gateway.keys.models import SigningKey
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def jwk_for(row: SigningKey) -> dict[str, Any]:
         # Non-standard member, ignored by JOSE libraries: tells a reader the key no longer signs.
         jwk["status"] = row.status
         if row.retired_at is not None:
-            jwk["retired_at"] = row.retired_at.isoformat().replace("+00:00", "Z")
+            jwk["retired_at"] = format_time(row.retired_at)
     return jwk
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from gateway.http.openapi import flask_rule_to_path
-
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
+_CONVERTER = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
+
+
+def flask_rule_to_path(rule: str) -> str:
+    return _CONVERTER.sub(r"{\1}", rule)
 
 
 def _routes(app: Flask) -> set[tuple[str, str]]:

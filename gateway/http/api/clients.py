@@ -10,6 +10,7 @@ from gateway.auth.models import OAuthClient
 from gateway.auth.oauth import require
 from gateway.core.db import db
 from gateway.core.problems import Problem
+from gateway.core.times import format_time
 from gateway.http import openapi
 from gateway.keys.keyring import key_store
 from gateway.keys.store import jwk_for
@@ -32,7 +33,7 @@ def me() -> Response:
 def keys() -> Response:
     rows = key_store().all(db.session)
     return jsonify(keys=[{**jwk_for(r), "status": r.status,
-                          "created_at": r.created_at.isoformat()} for r in rows])
+                          "created_at": format_time(r.created_at)} for r in rows])
 
 
 PATHS: dict[str, Any] = {

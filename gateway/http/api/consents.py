@@ -7,7 +7,7 @@ unknown one, so ids reveal nothing about who holds what.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -24,6 +24,7 @@ from gateway.consents.services import algorithm_lookup, end_for_app, verify_pres
 from gateway.core.clock import utcnow
 from gateway.core.db import db
 from gateway.core.problems import Problem
+from gateway.core.times import format_optional
 from gateway.http import openapi
 from gateway.http.context import request_journal
 from gateway.http.validation import Body, Query, parse_body, parse_query
@@ -76,10 +77,6 @@ class ListQuery(Query):
     cursor: str | None = Field(None, max_length=40)
 
 
-def _time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
-
 def _issuer() -> str:
     return str(current_app.config["ISSUER"]).rstrip("/")
 
@@ -98,9 +95,9 @@ def request_json(row: ConsentRequest) -> dict[str, Any]:
         "redirect_uri": row.redirect_uri,
         "locale": row.locale,
         "supersedes": row.supersedes,
-        "created_at": _time(row.created_at),
-        "expires_at": _time(row.expires_at),
-        "decided_at": _time(row.decided_at),
+        "created_at": format_optional(row.created_at),
+        "expires_at": format_optional(row.expires_at),
+        "decided_at": format_optional(row.decided_at),
         "consent_id": row.consent_id,
     }
 
@@ -117,10 +114,10 @@ def consent_json(row: Consent) -> dict[str, Any]:
         "purpose": row.purpose,
         "max_uses": row.max_uses,
         "uses": row.uses,
-        "not_before": _time(row.not_before),
-        "expires_at": _time(row.expires_at),
-        "created_at": _time(row.created_at),
-        "ended_at": _time(row.ended_at),
+        "not_before": format_optional(row.not_before),
+        "expires_at": format_optional(row.expires_at),
+        "created_at": format_optional(row.created_at),
+        "ended_at": format_optional(row.ended_at),
         "supersedes": row.supersedes,
         "record": row.record,
         "revocation": row.revocation,

@@ -19,6 +19,7 @@ from gateway.auth.oauth import require
 from gateway.core.clock import utcnow
 from gateway.core.db import db
 from gateway.core.problems import Problem, problem_response
+from gateway.core.times import format_time
 from gateway.decisions import service as decisions
 from gateway.decisions.models import OUTCOMES
 from gateway.http import openapi
@@ -122,7 +123,7 @@ def allow_body(result: decisions.DecisionResult) -> dict[str, Any]:
         "decision_id": result.id,
         "allowed": True,
         "ticket": result.ticket,
-        "expires_at": result.ticket_expires_at.isoformat().replace("+00:00", "Z"),
+        "expires_at": format_time(result.ticket_expires_at),
         "operation": result.request.operation,
         "algorithm": result.request.algorithm,
         "consents": list(result.request.consent_ids),
