@@ -6,14 +6,14 @@ only this module puts them together, so the CLI has no import cycle.
 
 from __future__ import annotations
 
-from gateway.cli import algorithms, audit, clients, consents, keys
+from gateway.cli import algorithms, audit, clients, consents, demo, keys
 from gateway.cli.root import main
 
 for _command in (
     clients.clients_group,
     keys.keys_group,
     algorithms.algorithms_group,
-    algorithms.demo_upstream_command,
+    demo.demo_upstream_command,
     audit.audit_group,
     audit.retention_group,
     consents.consents_group,

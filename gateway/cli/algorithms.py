@@ -1,6 +1,6 @@
 """``consent-gateway algorithms …`` and ``consent-gateway demo-upstream``.
 
-Registered on the main command group when ``gateway.cli.root`` imports this module. Thin, like every
+Added to the root group by ``gateway.cli``. Thin, like every
 command: parse, call one registry function in a unit of work, print.
 """
 
@@ -9,16 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from flask import current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup
 
 from gateway.auditing.trail import OPERATOR, AuditJournal
 from gateway.cli.output import emit, json_option
 from gateway.core.clock import utcnow
 from gateway.core.db import db
 from gateway.registry import algorithms as registry
-
-DEMO_FILING_NUMBER = "DEMO-0001"
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -81,24 +78,3 @@ def algorithms_suspend(filing_number: str, as_json: bool) -> None:
     except registry.RegistryError as exc:
         raise click.UsageError(str(exc)) from exc
     emit(as_json, payload, f"suspended {payload['filing_number']}")
-
-
-@click.command("demo-upstream")
-@with_appcontext
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8001, show_default=True, type=int)
-@click.option("--issuer", default=None, help="the gateway whose tickets to trust [default: configured ISSUER]")
-@click.option("--filing-number", default=DEMO_FILING_NUMBER, show_default=True,
-              help="the filing number this upstream answers for (the tickets' audience)")
-def demo_upstream_command(*, host: str, port: int, issuer: str | None, filing_number: str) -> None:
-    """Run the reference editing service (verifies tickets, edits images and WAV audio)."""
-    from werkzeug.serving import run_simple
-
-    from gateway.demo.upstream import create_demo_upstream
-
-    trusted = (issuer or current_app.config["ISSUER"]).rstrip("/")
-    app = create_demo_upstream(issuer=trusted, jwks=f"{trusted}/.well-known/jwks.json",
-                               filing_number=filing_number, warm_keys=True)
-    click.echo(f"demo upstream for {filing_number} on http://{host}:{port}/edit, trusting {trusted}")
-    # One process on purpose: the demo's replay cache is in memory (see consent/ticket_verifier.py).
-    run_simple(host, port, app, threaded=True)

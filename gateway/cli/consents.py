@@ -1,6 +1,6 @@
 """``consent-gateway consents sweep``: write down the ends that time and use counts already decided.
 
-Registered on the main command group when ``gateway.cli.root`` imports this module. Readers already treat
+Added to the root group by ``gateway.cli``. Readers already treat
 an active consent past its end as ended; the sweep makes the stored status and the audit log say so
 without waiting for someone to read it. Run it periodically (cron, a systemd timer).
 """

@@ -20,9 +20,9 @@ import httpx
 from gateway import create_app
 from gateway.auditing.trail import OPERATOR, AuditJournal
 from gateway.auth.oauth import create_client
-from gateway.cli.algorithms import DEMO_FILING_NUMBER
 from gateway.core.clock import utcnow
 from gateway.core.db import db
+from gateway.demo import DEMO_FILING_NUMBER
 from gateway.registry import algorithms as registry
 
 DEMO_SCOPES = "consent:read consent:write edit:face edit:voice audit:read audit:export"
