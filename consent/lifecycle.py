@@ -42,6 +42,7 @@ from consent.records import (
     consent_claims,
     new_id,
     revocation_claims,
+    whole_seconds,
 )
 from consent.requests import bind_subject, require_pending
 from consent.signing import Signer
@@ -86,7 +87,9 @@ def grant(
         raise NoticeChanged("the notice changed since it was shown; please read it again")
 
     consent_id = new_id("cns")
-    expires_at = now + timedelta(days=request.duration_days)
+    # Floored like the record's ``exp``: the stored expiry is exactly the one the signed record states,
+    # so the consent is not honoured for a fraction of a second past it.
+    expires_at = whole_seconds(now) + timedelta(days=request.duration_days)
     operations = tuple(name for name in OPERATIONS if name in approval.operations)
     claims = consent_claims(
         ConsentRecordSpec(

@@ -223,6 +223,11 @@ def ticket_claims(spec: TicketSpec, *, issuer: str) -> dict[str, Any]:
     }
 
 
+def whole_seconds(moment: datetime) -> datetime:
+    """``moment`` floored to the second: what a NumericDate claim says, so a stored time can equal it."""
+    return datetime.fromtimestamp(_numeric_date(moment), moment.tzinfo)
+
+
 def _numeric_date(moment: datetime) -> int:
     if moment.tzinfo is None or moment.utcoffset() is None:
         # A naive time is ambiguous by hours; a record must not depend on the server's zone.

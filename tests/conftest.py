@@ -27,6 +27,8 @@ from gateway.core.db import db
 from gateway.keys.keyring import key_store
 
 MASTER_KEY = base64.b64encode(b"k" * 32).decode()
+# The gateway's portal cookie (not Flask's default "session": see gateway/core/config.py).
+SESSION_COOKIE = "consent_gateway_session"
 ISSUER = "http://gateway.test"
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 

@@ -10,6 +10,7 @@ import functools
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -18,9 +19,10 @@ from authlib.oauth2.rfc6749 import InvalidScopeError, OAuth2Error, grants
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Flask, g
+from flask import Flask, current_app, g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.local import LocalProxy
 
 from consent.journal import Journal, Party
 from gateway.auth.models import OAuthClient, OAuthToken, secret_hash
@@ -116,19 +118,36 @@ class _Bearer(BearerTokenValidator):  # type: ignore[misc]
         return _token_by_string(token_string)
 
 
-authorization = AuthorizationServer()
-_protector = ResourceProtector()
+@dataclass(frozen=True)
+class _OAuth:
+    server: AuthorizationServer
+    protector: ResourceProtector
+
+
+_EXT = "consent_gateway.oauth"
 
 
 def init_app(app: Flask) -> None:
+    """One authorization server and one resource protector per app, each registered once."""
     app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {"client_credentials": app.config["ACCESS_TOKEN_TTL"]})
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", list(SCOPES))
-    authorization.init_app(app, query_client=_query_client, save_token=_save_token)
-    authorization.register_grant(_ClientCredentials)
-    authorization.register_endpoint(_Revocation)
-    authorization.register_endpoint(_Introspection)
-    if not _protector._token_validators:
-        _protector.register_token_validator(_Bearer())
+    server = AuthorizationServer()
+    server.init_app(app, query_client=_query_client, save_token=_save_token)
+    server.register_grant(_ClientCredentials)
+    server.register_endpoint(_Revocation)
+    server.register_endpoint(_Introspection)
+    protector = ResourceProtector()
+    protector.register_token_validator(_Bearer())
+    app.extensions[_EXT] = _OAuth(server, protector)
+
+
+def _oauth() -> _OAuth:
+    oauth: _OAuth = current_app.extensions[_EXT]
+    return oauth
+
+
+# The current app's authorization server, for the token, revocation and introspection routes.
+authorization: Any = LocalProxy(lambda: _oauth().server)
 
 
 def _problem_for(error: OAuth2Error) -> Problem:
@@ -166,7 +185,7 @@ def authenticate(*scopes: str) -> OAuthToken:
     try:
         # authlib treats a list of scopes as "any of"; each scope is required here, so check them one
         # by one (a decision needs edit:face, an export needs audit:export, never a substitute).
-        token: OAuthToken = _protector.acquire_token([scopes[0]] if scopes else None)
+        token: OAuthToken = _oauth().protector.acquire_token([scopes[0]] if scopes else None)
         granted = set(token.scope.split())
         missing = [s for s in scopes if s not in granted]
         if missing:

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 from audit.retention import DEFAULT_RETENTION_DAYS
+from gateway.core.errors import GatewayError
 
 PREFIX = "CONSENT_GATEWAY"
 
@@ -56,11 +57,22 @@ class Defaults:
     AUDIT_BACKGROUND = False
     AUDIT_TICK_SECONDS = 1.0
     LOG_LEVEL = "INFO"
+    # Production refuses to start on development fallbacks (a master key file made up on the spot).
+    PRODUCTION = False
+    # Empty: derived from the master key, so every worker and every process signs portal sessions alike.
     SECRET_KEY = ""
+    # Not Flask's "session": a demo app on the same host (cookies ignore the port) must not overwrite it.
+    SESSION_COOKIE_NAME = "consent_gateway_session"
     # None: secure exactly when the issuer is https (local demos run on plain http loopback).
     SESSION_COOKIE_SECURE: bool | None = None
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+
+
+class ConfigError(GatewayError):
+    """The configuration cannot run safely; the gateway refuses to start."""
+
+    code = "configuration_invalid"
 
 
 def load(app: Flask, test_config: dict[str, Any] | None) -> None:
@@ -71,6 +83,12 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config.from_mapping(test_config)
     if app.config["SESSION_COOKIE_SECURE"] is None:
         app.config["SESSION_COOKIE_SECURE"] = str(app.config["ISSUER"]).startswith("https://")
+    if app.config["SESSION_COOKIE_SECURE"] and not app.config["SESSION_COOKIE_NAME"].startswith("__Host-"):
+        # __Host-: only ever set over https, for this host alone and the whole path (RFC 6265bis 4.1.3.2).
+        app.config["SESSION_COOKIE_NAME"] = "__Host-" + app.config["SESSION_COOKIE_NAME"]
+    if app.config["PRODUCTION"] and not app.config["MASTER_KEY"]:
+        raise ConfigError("production (CONSENT_GATEWAY_PRODUCTION) needs CONSENT_GATEWAY_MASTER_KEY; "
+                          "the development key file is for development only")
     if not app.config["DATABASE_URL"]:
         os.makedirs(app.instance_path, exist_ok=True)
         path = os.path.join(app.instance_path, "consent-gateway.sqlite3")

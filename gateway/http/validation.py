@@ -61,11 +61,44 @@ def _json_payload() -> Any:
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise Problem(415, "unsupported_media_type", "send the body as application/json")
-    raw = request.get_data(cache=True)
+    return load_json(request.get_data(cache=True), "the body")
+
+
+# No request of ours nests deeper than a handful of levels; the bound also keeps hostile input far
+# from the parser's recursion limit.
+MAX_DEPTH = 32
+
+
+def load_json(raw: bytes, what: str) -> Any:
+    """Parse JSON from a request; a clear 400 for anything that is not JSON or nests too deep."""
+    if _nesting(raw) > MAX_DEPTH:
+        raise Problem(400, "json_too_deep", f"{what} nests deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise Problem(400, "malformed_json", f"{what} is not valid JSON: {exc}") from exc
+
+
+def _nesting(raw: bytes) -> int:
+    """The deepest bracket nesting outside strings, counted without parsing (so without recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 def parse_body(model: type[M]) -> M:

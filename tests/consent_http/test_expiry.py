@@ -134,3 +134,29 @@ def test_the_sixth_attempt_is_refused_even_with_the_right_code(
     reasons = [e["reason"] for e in audit_entries(app, "code.failed")]
     assert reasons == ["code_invalid"] * 5 + ["code_attempts_exhausted"]
     assert audit_entries(app, "code.verified") == []
+
+
+def test_a_consent_ends_at_the_exact_second_its_signed_record_states(client: FlaskClient, caller: Caller,
+                                                                      visitor: PortalVisitor) -> None:
+    # Granted 0.9 s into a second: the record's exp is floored to the second, and so is the stored expiry.
+    granted_at = START + timedelta(milliseconds=900)
+    with freeze_time(granted_at) as frozen:
+        token = token_for(client, caller.app)
+        created = create_consent_request(client, token, duration_days=1)
+        visitor.grant(created["id"], ["face_swap"])
+        consent_id = client.get(f"/v1/consent-requests/{created['id']}", headers=bearer(token)).get_json()[
+            "consent_id"]
+        body = client.get(f"/v1/consents/{consent_id}", headers=bearer(token)).get_json()
+        claims = json.loads(_b64url(body["record"].split(".")[1]))
+        assert claims["exp"] == int(START.timestamp()) + 86400
+        assert body["expires_at"] == "2026-03-02T09:00:00Z"
+        # Half a second after the exp the record states, the consent is over (it was not before the fix).
+        frozen.move_to(START + timedelta(days=1, milliseconds=500))
+        token = token_for(client, caller.app)
+        assert client.get(f"/v1/consents/{consent_id}", headers=bearer(token)).get_json()["status"] == "expired"
+
+
+def _b64url(segment: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

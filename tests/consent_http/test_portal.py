@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from consent.models import Consent, OneTimeCode
 from gateway import create_app
 from gateway.core.db import db
-from tests.conftest import app_config, init_keys
+from tests.conftest import SESSION_COOKIE, app_config, init_keys
 from tests.consent_http.conftest import REDIRECT_URI, Caller
 from tests.factories import (
     PortalVisitor,
@@ -76,12 +76,12 @@ def test_a_used_code_cannot_be_replayed(app: Flask, client: FlaskClient, caller:
     visitor.send_code(created["id"])
     code = last_code(app)
     # An eavesdropper copies the browser's cookie before the code is entered...
-    cookie = visitor.client.get_cookie("session")
+    cookie = visitor.client.get_cookie(SESSION_COOKIE)
     assert cookie is not None
     assert visitor.verify(created["id"], code).status_code == 303
     # ...and replays cookie and code afterwards.
     attacker = PortalVisitor(app)
-    attacker.client.set_cookie("session", cookie.value, domain=cookie.domain)
+    attacker.client.set_cookie(SESSION_COOKIE, cookie.value, domain=cookie.domain)
     replay = attacker.verify(created["id"], code)
     assert replay.status_code == 400
     assert "already used" in replay.get_data(as_text=True)
@@ -284,7 +284,8 @@ def test_session_cookie_is_locked_down_and_holds_no_contact(database_url: str, t
     visitor = PortalVisitor(application, browser)
     visitor.client.post(f"/consent/{created['id']}/code", base_url="https://gateway.example",
                         data={"csrf_token": visitor.field(response.get_data(as_text=True), "csrf_token")})
-    stored = browser.get_cookie("session", domain="gateway.example")
+    assert cookie.startswith("__Host-consent_gateway_session=")
+    stored = browser.get_cookie("__Host-" + SESSION_COOKIE, domain="gateway.example")
     assert stored is not None
     # Signed, not encrypted, so it must not carry anything a reader should not see.
     state = application.session_interface.get_signing_serializer(application).loads(stored.value)  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
@@ -175,3 +176,17 @@ def test_token_endpoint_rate_limit_holds_across_processes(app: Flask, database_u
     with freeze_time("2026-03-01T10:01:05Z"):
         assert clients[1].post("/oauth/token", data={"grant_type": "client_credentials"},
                                headers=app_client.basic()).status_code == 200
+
+
+def test_each_app_has_its_own_authorization_server_registered_once(database_url: str, tmp_path: Path) -> None:
+    from gateway import create_app
+    from tests.conftest import app_config
+
+    first = create_app(app_config(database_url, tmp_path))
+    second = create_app(app_config(database_url, tmp_path))
+    one, other = first.extensions["consent_gateway.oauth"], second.extensions["consent_gateway.oauth"]
+    assert one.server is not other.server
+    assert one.protector is not other.protector
+    # Building more apps adds no second client-credentials grant to an existing server.
+    token_endpoint_grants = [g for g, _ in one.server._token_grants]  # only to count registrations
+    assert len(token_endpoint_grants) == 1

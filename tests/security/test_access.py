@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 
 from gateway.auth.oauth import SCOPES
 from gateway.http import MODULES, openapi
-from tests.conftest import ISSUER
+from tests.conftest import ISSUER, SESSION_COOKIE
 from tests.factories import (
     ALL_SCOPES,
     PortalVisitor,
@@ -126,11 +126,11 @@ def test_a_cookie_planted_before_sign_in_gains_nothing(app: Flask, client: Flask
     token = token_for(client, make_app_client(app, name="Birthday Videos"))
     attacker = PortalVisitor(app)
     planted_csrf = attacker.csrf("/me")
-    planted_cookie = attacker.client.get_cookie("session")
+    planted_cookie = attacker.client.get_cookie(SESSION_COOKIE)
     assert planted_cookie is not None
 
     victim = PortalVisitor(app)
-    victim.client.set_cookie("session", planted_cookie.value)  # e.g. through a sibling domain
+    victim.client.set_cookie(SESSION_COOKIE, planted_cookie.value)  # e.g. through a sibling domain
     consent_id = _granted(app, client, token, victim)  # signs the victim in to /me as well
     assert consent_id in victim.page("/me")
 
