@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -12,14 +13,15 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # A caller may pass its own id for correlation, but only in a shape that cannot smuggle anything
 # into our logs or headers.
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
-# One registry per process; metrics are process-local and Prometheus sums across scrape targets.
+# The metrics of this process. Under `consent-gateway serve` every worker writes them to the shared
+# PROMETHEUS_MULTIPROC_DIR and a scrape, whichever worker answers it, reads the sum of all workers.
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter(
     "consent_gateway_requests_total", "HTTP requests", ["endpoint", "method", "status"], registry=REGISTRY
@@ -97,4 +99,8 @@ def init_app(app: Flask) -> None:
 
 
 def metrics_response() -> Response:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), content_type=PROMETHEUS_CONTENT_TYPE)
     return Response(generate_latest(REGISTRY), content_type=PROMETHEUS_CONTENT_TYPE)

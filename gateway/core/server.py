@@ -21,7 +21,10 @@ connections as fast as old ones are cut. A buffering reverse proxy in front (ngi
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -212,7 +215,31 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return app
 
 
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
 def run(*, host: str, port: int, workers: int, threads: int = 4) -> None:
+    """Serve in a fresh interpreter whose workers share one metrics directory (one scrape sums them all).
+
+    prometheus-client chooses between process-local and shared (multiprocess) values when it is first
+    imported, which in this process has already happened; the server therefore runs in a new one.
+    """
+    metrics_dir = tempfile.mkdtemp(prefix="consent-gateway-metrics-")
+    env = {**os.environ, METRICS_DIR: metrics_dir}
+    argv = [sys.executable, "-m", "gateway.core.server", host, str(port), str(workers), str(threads)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)  # noqa: S606 - our own module, fixed argv
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    # A dead worker's live values are dropped; its counters stay in the sum (prometheus-client's rule).
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def _serve(host: str, port: int, workers: int, threads: int) -> None:
     _Gunicorn(
         {
             "bind": f"{host}:{port}",
@@ -227,5 +254,13 @@ def run(*, host: str, port: int, workers: int, threads: int = 4) -> None:
             "limit_request_field_size": 8190,
             "limit_request_fields": 100,
             "accesslog": None,
+            "child_exit": _child_exit,
         }
     ).run()
+
+
+if __name__ == "__main__":
+    if not os.environ.get(METRICS_DIR):
+        sys.exit("run through `consent-gateway serve`")
+    _host, _port, _workers, _threads = sys.argv[1:5]
+    _serve(_host, int(_port), int(_workers), int(_threads))

@@ -148,7 +148,7 @@ class HttpSubject:
         """Prove the contact with the emailed code, read the notice, tick ``operations``, approve."""
         screen = f"{server}/consent/{request_id}"
         sent = self.http.post(f"{screen}/code", data={"csrf_token": _field(self._page(screen), "csrf_token")})
-        assert sent.status_code == 303, sent.text[:500]
+        assert sent.status_code == 303, (sent.status_code, sent.text[sent.text.find("<main"):][:800])
         checked = self.http.post(f"{screen}/verify", data={
             "csrf_token": _field(self._page(screen), "csrf_token"),
             "code": newest_code(self.outbox, self.contact)})
