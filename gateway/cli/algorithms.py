@@ -29,10 +29,10 @@ def algorithms_group() -> None:
 
 
 @algorithms_group.command("add")
-@click.option("--name", required=True)
+@click.option("--name", required=True, help="the algorithm's name, shown to people on the notice")
 @click.option("--filing-number", required=True, help="the regulator's filing number (unique)")
-@click.option("--provider", required=True)
-@click.option("--product", required=True)
+@click.option("--provider", required=True, help="who provides the algorithm (the filing holder)")
+@click.option("--product", required=True, help="the product or service it is part of")
 @click.option("--operations", required=True, help="comma-separated, e.g. face_swap,voice_clone")
 @click.option("--upstream", "upstream_url", required=True, help="URL the gateway forwards edits to")
 @json_option

@@ -17,7 +17,7 @@ def clients_group() -> None:
 
 
 @clients_group.command("create")
-@click.option("--name", required=True)
+@click.option("--name", required=True, help="the app's name, shown to people on the consent screen")
 @click.option("--scope", required=True, help='space-separated, e.g. "consent:read consent:write edit:face"')
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="may be repeated")
 @json_option

@@ -11,8 +11,8 @@ from gateway.demo import DEMO_FILING_NUMBER
 
 @click.command("demo-upstream")
 @with_appcontext
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8001, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8001, show_default=True, type=int, help="port to listen on")
 @click.option("--issuer", default=None, help="the gateway whose tickets to trust [default: configured ISSUER]")
 @click.option("--filing-number", default=DEMO_FILING_NUMBER, show_default=True,
               help="the filing number this upstream answers for (the tickets' audience)")

@@ -6,23 +6,45 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, ScriptInfo
 
 from gateway import create_app
 from gateway.auditing.trail import OPERATOR, AuditJournal
 from gateway.cli.output import emit, json_option
 from gateway.core.clock import utcnow
+from gateway.core.config import ConfigError
 from gateway.core.db import db
 from gateway.keys.keyring import key_store
 
 
 def _create(*_args: Any) -> Flask:
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
-@click.group(cls=FlaskGroup, create_app=_create, add_default_commands=False, add_version_option=False)
+class _Root(AppGroup):
+    """The product's own command: Flask's --app/--debug/--env-file are not ours to offer.
+
+    Commands still run in an app context (built once per invocation, from the environment); a test
+    runner passes its own app through ``obj``.
+    """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        extra.setdefault("obj", ScriptInfo(create_app=_create, set_debug_flag=False))
+        return super().make_context(info_name, args, parent, **extra)
+
+
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="biometric-consent-gateway", prog_name="consent-gateway")
 def main() -> None:
-    """Consent Gateway: consent-gated biometric editing."""
+    """Consent Gateway: consent-gated biometric editing.
+
+    Configuration comes from CONSENT_GATEWAY_* environment variables (docs/OPERATIONS.md); every
+    command prints JSON with --json.
+    """
 
 
 @main.command("init")
@@ -53,9 +75,10 @@ def _redacted(url: str) -> str:
 
 
 @main.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8000, show_default=True, type=int, help="port to listen on")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="gunicorn worker processes (each with 4 threads)")
 def serve_command(host: str, port: int, workers: int) -> None:
     """Run the production server (gunicorn) on the configured database."""
     from gateway.core.server import run

@@ -77,13 +77,16 @@ def main(argv: list[str]) -> int:
         subprocess.Popen([*exe, "serve", "--host", host, "--port", str(port)]),
         subprocess.Popen([*exe, "demo-upstream", "--host", host, "--port", str(upstream_port),
                           "--issuer", gateway_url]),
+        # The secret goes by environment, not argv: a command line is visible to everyone in `ps`.
         subprocess.Popen([sys.executable, "-c",
-                          "import sys; from gateway.demo.app import create_demo_app; "
-                          "create_demo_app(gateway=sys.argv[1], client_id=sys.argv[2], client_secret=sys.argv[3], "
-                          "filing_number=sys.argv[4], public_url=sys.argv[5])"
-                          ".run(host=sys.argv[6], port=int(sys.argv[7]))",
-                          gateway_url, credentials["client_id"], credentials["client_secret"], DEMO_FILING_NUMBER,
-                          f"http://{host}:{app_port}", host, str(app_port)]),
+                          "import os, sys; from gateway.demo.app import create_demo_app; "
+                          "create_demo_app(gateway=sys.argv[1], client_id=sys.argv[2], "
+                          "client_secret=os.environ['DEMO_CLIENT_SECRET'], "
+                          "filing_number=sys.argv[3], public_url=sys.argv[4])"
+                          ".run(host=sys.argv[5], port=int(sys.argv[6]))",
+                          gateway_url, credentials["client_id"], DEMO_FILING_NUMBER,
+                          f"http://{host}:{app_port}", host, str(app_port)],
+                         env={**os.environ, "DEMO_CLIENT_SECRET": credentials["client_secret"]}),
     ]
     try:
         _wait_ready(f"{gateway_url}/readyz")
