@@ -226,7 +226,10 @@ def run(*, host: str, port: int, workers: int, threads: int = 4) -> None:
     """
     metrics_dir = tempfile.mkdtemp(prefix="consent-gateway-metrics-")
     env = {**os.environ, METRICS_DIR: metrics_dir}
-    argv = [sys.executable, "-m", "gateway.core.server", host, str(port), str(workers), str(threads)]
+    # Imported by name (not run as __main__): the worker class gunicorn imports by name must be the same
+    # module whose deadlines the workers' app loading sets.
+    argv = [sys.executable, "-c", "import sys; from gateway.core.server import main; main(sys.argv[1:])",
+            host, str(port), str(workers), str(threads)]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)  # noqa: S606 - our own module, fixed argv
@@ -259,8 +262,9 @@ def _serve(host: str, port: int, workers: int, threads: int) -> None:
     ).run()
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> None:
     if not os.environ.get(METRICS_DIR):
         sys.exit("run through `consent-gateway serve`")
-    _host, _port, _workers, _threads = sys.argv[1:5]
-    _serve(_host, int(_port), int(_workers), int(_threads))
+    host, port, workers, threads = argv[:4]
+    _serve(host, int(port), int(workers), int(threads))
+

@@ -7,7 +7,6 @@ a normal result, not an exception: its audit entry must be committed like an all
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +20,7 @@ from consent import jws
 from consent.enforcement import enforce, subjects_of
 from consent.journal import Journal, Party
 from consent.policy import Decision, DecisionRequest
-from consent.records import TICKET_MAX_LIFETIME, TICKET_TYP, TicketSpec, new_id, ticket_claims
+from consent.records import TICKET_MAX_LIFETIME, TICKET_TYP, TicketSpec, new_id, ticket_claims, whole_seconds
 from consent.signing import Signer
 from gateway.core.errors import GatewayError
 from gateway.core.models import RateCounter
@@ -121,7 +120,7 @@ def make_decision(
     expires_at: datetime | None = None
     if decision.allowed:
         # Whole seconds, so the stored expiry is exactly the ticket's NumericDate ``exp``.
-        expires_at = datetime.fromtimestamp(math.floor(now.timestamp()), now.tzinfo) + ticket_ttl
+        expires_at = whole_seconds(now) + ticket_ttl
         ticket = jws.sign(
             ticket_claims(
                 TicketSpec(

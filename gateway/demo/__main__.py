@@ -1,4 +1,4 @@
-"""``python -m gateway.demo.__main__ HOST PORT UPSTREAM_PORT``: the README's click-through demo.
+"""``python -m gateway.demo HOST PORT UPSTREAM_PORT``: the README's click-through demo.
 
 Registers the reference upstream as algorithm DEMO-0001, creates the demo app's OAuth client (kept in
 the instance folder so restarts reuse it), then runs three processes: the gateway (gunicorn), the
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from gateway.auth.oauth import create_client
 from gateway.core.clock import utcnow
 from gateway.core.db import db
 from gateway.demo import DEMO_FILING_NUMBER
+from gateway.demo.app import sample_face
 from gateway.registry import algorithms as registry
 
 DEMO_SCOPES = "consent:read consent:write edit:face edit:voice audit:read audit:export"
@@ -52,6 +54,32 @@ def _prepare(host: str, upstream_port: int, app_port: int) -> dict[str, str]:
     return credentials
 
 
+def taken_ports(host: str, ports: list[int]) -> list[int]:
+    """The ports someone is already listening on (e.g. a demo started earlier and still running)."""
+    taken = []
+    for port in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                taken.append(port)
+    return taken
+
+
+def _first_request(gateway_url: str, credentials: dict[str, str], app_url: str) -> str:
+    """A consent request the newcomer can open straight away (the person enters their own address)."""
+    token = httpx.post(f"{gateway_url}/oauth/token", data={"grant_type": "client_credentials"},
+                       auth=(credentials["client_id"], credentials["client_secret"]), timeout=30).json()
+    created = httpx.post(f"{gateway_url}/v1/consent-requests",
+                         headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=30,
+                         json={"operations": ["face_swap", "face_attribute_edit", "voice_clone"],
+                               "purpose": "Try the Consent Gateway demo: swap faces in your own photos",
+                               "redirect_uri": f"{app_url}/back"})
+    consent_url: str = created.json()["consent_url"]
+    return consent_url
+
+
 def _wait_ready(url: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -64,11 +92,56 @@ def _wait_ready(url: str, seconds: float = 60) -> None:
     raise SystemExit(f"{url} did not become ready")
 
 
+def _welcome(*, gateway_url: str, app_url: str, upstream_port: int, consent_url: str,
+             credentials: dict[str, str], photo: Path) -> str:
+    # Double-quoted for the shell so that $CONSENT_ID and $DIGEST are filled in.
+    decision = json.dumps({"operation": "face_attribute_edit", "algorithm": DEMO_FILING_NUMBER,
+                           "consents": ["$CONSENT_ID"], "media": [{"role": "source", "sha256": "$DIGEST"}]})
+    edit = json.dumps({"operation": "face_attribute_edit", "algorithm": DEMO_FILING_NUMBER,
+                       "consents": ["$CONSENT_ID"]})
+    decision_arg, edit_arg = (text.replace('"', '\\"') for text in (decision, edit))
+    continued = " \\\n      "
+    return f"""
+Consent Gateway is running at {gateway_url}   (API reference: {gateway_url}/docs)
+
+  1. Open the demo app:            {app_url}/
+     Ask for consent; on the consent screen enter any e-mail address. The one-time code is
+     printed in this terminal (notifier: console). Tick operations and approve.
+  2. Back in the demo app, send an edit: the gateway decides, the reference upstream
+     (algorithm {DEMO_FILING_NUMBER}, http://127.0.0.1:{upstream_port}/edit) edits, you see the result.
+  3. Withdraw on {gateway_url}/me and send the edit again: refused (consent_withdrawn).
+
+Or open a consent request right away, as the person asked: {consent_url}
+
+The same from a shell, as an app does (the demo app's OAuth client; a sample photo: {photo}):
+  export CLIENT_ID={credentials["client_id"]} CLIENT_SECRET={credentials["client_secret"]}
+  TOKEN=$(curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials {gateway_url}/oauth/token{continued}| python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  CONSENT_ID=cns_...   # the consent_id once granted: curl -s -H "Authorization: Bearer $TOKEN" {consent_url.replace("/consent/", "/v1/consent-requests/")}
+  DIGEST=$(sha256sum {photo} | cut -c1-64)
+  curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'{continued}-d "{decision_arg}"{continued}{gateway_url}/v1/decisions
+  curl -s -H "Authorization: Bearer $TOKEN" -o edited.png{continued}-F "request={edit_arg};type=application/json"{continued}-F source=@{photo} {gateway_url}/v1/edits
+
+A client of your own:
+  .venv/bin/consent-gateway clients create --name "My App" --scope "consent:read consent:write edit:face"
+Ctrl-C stops everything.
+"""
+
+
 def main(argv: list[str]) -> int:
     host, port, upstream_port = argv[0], int(argv[1]), int(argv[2])
     app_port = upstream_port + 1
+    taken = taken_ports(host, [port, upstream_port, app_port])
+    if taken:
+        names = {port: "the gateway", upstream_port: "the reference upstream", app_port: "the demo app"}
+        for busy in taken:
+            print(f"Port {busy} ({names[busy]}) is in use on {host}: is the demo already running? Stop it, "
+                  "or choose other ports (PORT=… UPSTREAM_PORT=… bash .ci/serve).", file=sys.stderr)
+        return 1
     gateway_url = f"http://{host}:{port}"
+    app_url = f"http://{host}:{app_port}"
     credentials = _prepare(host, upstream_port, app_port)
+    photo = Path(create_app().instance_path) / "demo-face.png"
+    photo.write_bytes(sample_face((214, 170, 140), "you"))
     # A SIGTERM (not only Ctrl-C) must also stop the three children, through the finally below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Through the console-script entry point: command groups register themselves on gateway.cli.main.
@@ -90,21 +163,9 @@ def main(argv: list[str]) -> int:
     ]
     try:
         _wait_ready(f"{gateway_url}/readyz")
-        print(f"""
-Consent Gateway is running at {gateway_url}   (API reference: {gateway_url}/docs)
-
-  1. Open the demo app:            http://{host}:{app_port}/
-     Ask for consent; on the consent screen enter any e-mail address. The one-time code is
-     printed in this terminal (notifier: console). Tick operations and approve.
-  2. Back in the demo app, send an edit: the gateway decides, the reference upstream
-     (algorithm {DEMO_FILING_NUMBER}, http://{host}:{upstream_port}/edit) edits, you see the result.
-  3. Withdraw on {gateway_url}/me and send the edit again: refused (consent_withdrawn).
-
-Demo app credentials (OAuth client): {credentials["client_id"]} / {credentials["client_secret"]}
-A client of your own:
-  .venv/bin/consent-gateway clients create --name "My App" --scope "consent:read consent:write edit:face"
-Ctrl-C stops everything.
-""", flush=True)
+        consent_url = _first_request(gateway_url, credentials, app_url)
+        print(_welcome(gateway_url=gateway_url, app_url=app_url, upstream_port=upstream_port,
+                       consent_url=consent_url, credentials=credentials, photo=photo), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
     except KeyboardInterrupt:

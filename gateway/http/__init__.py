@@ -6,9 +6,8 @@ from types import ModuleType
 
 from flask import Blueprint
 
-from gateway.http import oauth, ops, well_known
+from gateway.http import oauth, ops, portal, well_known
 from gateway.http.api import algorithms, audit, clients, consents, decisions, edits
-from gateway.http.portal import views as portal
 
 
 def _modules() -> list[ModuleType]:

@@ -1,0 +1,337 @@
+"""The subject portal's services: what the consent screen and ``/me`` read and change, one call per page.
+
+The portal's views (``gateway.http.portal``) parse the form, call one function here and render what
+it returns. Every function runs inside the request's unit of work and never commits; audit entries
+go to the ``journal`` the view hands in (the request's), and ``now`` comes from the edge.
+
+Refusals the person sees as the same step again — an invalid contact, a rejected code (its attempt
+is counted), an approval with nothing ticked or a changed notice (the subject is already bound to
+the request) — are *returned* (:class:`Refused`), not raised, so that the request boundary commits
+what happened before them. Anything raised is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from consent import errors, jws, lifecycle
+from consent import requests as consent_requests
+from consent.journal import Journal, Party
+from consent.models import CODE_FOR_CONSENT, REQUEST_PENDING, Consent, ConsentRequest, Subject
+from consent.notice import NoticeText
+from consent.records import CONSENT_TYP, REVOCATION_TYP, Notice
+from consent.subjects import contact_of, parse_contact
+from gateway.consents.services import (
+    app_name,
+    authn_for,
+    history,
+    notice_for,
+    send_consent_code,
+    verification_keys,
+    verify_code,
+)
+from gateway.keys.contacts import vault
+from gateway.keys.keyring import signer
+
+__all__ = [
+    "MY_CONSENTS_SHOWN",
+    "WITHDRAWAL_REASON",
+    "Choice",
+    "Closed",
+    "CodeSent",
+    "Decided",
+    "LocaleChooser",
+    "MyConsent",
+    "MyConsents",
+    "Proof",
+    "ProveAgain",
+    "Receipt",
+    "Refused",
+    "Screen",
+    "Stage",
+    "Verified",
+    "check_code",
+    "consent_details",
+    "decide",
+    "my_consent",
+    "my_consents",
+    "receipt",
+    "send_code",
+    "show_request",
+    "withdraw",
+]
+
+# Where this browser is on the consent screen: entering the contact, entering the code, or reading
+# the notice (the contact is proved). The view knows it from the session cookie.
+Stage = Literal["contact", "code", "notice"]
+
+# The page's locale given the app's hint for the request (``ConsentRequest.locale``); the view's rule.
+LocaleChooser = Callable[[str | None], str]
+
+MY_CONSENTS_SHOWN = 200
+WITHDRAWAL_REASON = "withdrawn by the subject on the portal"
+
+
+# --- what the consent screen shows ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Screen:
+    """One step of the consent screen for a pending request, with what that step shows."""
+
+    request: ConsentRequest
+    locale: str
+    app: str
+    stage: Stage
+    notice: NoticeText | None = None  # at "notice": the text whose SHA-256 goes into the record
+    masked_contact: str | None = None  # at "contact": the contact the app named, masked (else None)
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The request was already decided or has expired: this screen has nothing left to ask."""
+
+    request: ConsentRequest
+    locale: str
+    app: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The same step again, with the domain's reason (invalid contact, rejected code, nothing ticked…)."""
+
+    screen: Screen
+    reason: errors.ConsentError
+
+
+@dataclass(frozen=True)
+class ProveAgain:
+    """A decision without a (fresh) proof of the contact: back to the contact step."""
+
+    screen: Screen
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    request_id: str
+    code_id: str | None
+    masked_contact: str
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The code proved control of the contact: who, and how (``authn`` of the consent record)."""
+
+    request_id: str
+    subject_id: str
+    authn: str
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What this browser proved for the request (from the session cookie): who, how and when."""
+
+    subject_id: str
+    authn: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the person submitted on the notice: decline, or approve the ticked operations."""
+
+    decline: bool
+    operations: tuple[str, ...]
+    notice_sha256: str  # of the notice the submitted form was rendered with
+
+
+@dataclass(frozen=True)
+class Decided:
+    request: ConsentRequest
+    locale: str
+    app: str
+    consent: Consent | None  # the consent granted; None when declined
+
+
+def _open(
+    session: Session, request_id: str, locale_for: LocaleChooser, journal: Journal, now: datetime
+) -> tuple[ConsentRequest, str]:
+    request = consent_requests.get_request(session, request_id, journal=journal, now=now)
+    return request, locale_for(request.locale)
+
+
+def _closed(session: Session, request: ConsentRequest, locale: str) -> Closed:
+    return Closed(request, locale, app_name(session, request.client_id))
+
+
+def _masked_contact(session: Session, request: ConsentRequest) -> str | None:
+    if request.subject_id is None:
+        return None
+    subject = session.get(Subject, request.subject_id)
+    return None if subject is None else contact_of(subject, vault()).masked()
+
+
+def _screen(session: Session, request: ConsentRequest, stage: Stage, locale: str) -> Screen:
+    name = app_name(session, request.client_id)
+    if stage == "notice":
+        return Screen(request, locale, name, stage, notice=notice_for(session, request, locale))
+    if stage == "contact":
+        return Screen(request, locale, name, stage, masked_contact=_masked_contact(session, request))
+    return Screen(request, locale, name, stage)
+
+
+def show_request(
+    session: Session, request_id: str, *, stage: Stage, locale_for: LocaleChooser, journal: Journal, now: datetime
+) -> Screen | Closed:
+    """The consent screen at ``stage`` (the request expires lazily if its time has passed)."""
+    request, locale = _open(session, request_id, locale_for, journal, now)
+    if request.status != REQUEST_PENDING:
+        return _closed(session, request, locale)
+    return _screen(session, request, stage, locale)
+
+
+def send_code(
+    session: Session, request_id: str, contact: str, *, stage: Stage, ip: str, locale_for: LocaleChooser,
+    journal: Journal, now: datetime,
+) -> CodeSent | Refused | Closed:
+    """Send a code to the contact the app named, or else to the one the person typed (``contact``).
+
+    ``RateLimited`` is raised; its counted hits stay in the session for the caller to commit.
+    """
+    request, locale = _open(session, request_id, locale_for, journal, now)
+    if request.status != REQUEST_PENDING:
+        return _closed(session, request, locale)
+    entered = None
+    if request.subject_id is None:
+        try:
+            entered = parse_contact(contact)
+        except errors.InvalidContact as exc:
+            return Refused(_screen(session, request, stage, locale), exc)
+    sent = send_consent_code(session, request, entered, ip=ip, locale=locale, now=now)
+    return CodeSent(request.id, sent.code_id, sent.masked_contact)
+
+
+def check_code(
+    session: Session, request_id: str, *, code_id: str | None, presented: str, stage: Stage, ip: str,
+    locale_for: LocaleChooser, journal: Journal, now: datetime,
+) -> Verified | Refused | Closed:
+    """Check the code sent for this request (``RateLimited`` is raised, a rejected code returned)."""
+    request, locale = _open(session, request_id, locale_for, journal, now)
+    if request.status != REQUEST_PENDING:
+        return _closed(session, request, locale)
+    try:
+        subject = verify_code(session, code_id=code_id, purpose=CODE_FOR_CONSENT, request_id=request.id,
+                              presented=presented, ip=ip, now=now)
+    except errors.CodeRejected as exc:
+        # Returned, not raised: the counted attempt and its audit entry must be committed.
+        return Refused(_screen(session, request, stage, locale), exc)
+    return Verified(request.id, subject.id, authn_for(subject))
+
+
+def decide(
+    session: Session, request_id: str, choice: Choice, proof: Proof | None, *, locale_for: LocaleChooser,
+    journal: Journal, now: datetime,
+) -> Decided | Refused | ProveAgain | Closed:
+    """Decline, or grant the ticked operations of the notice in ``locale`` (signed, with its audit entry)."""
+    request, locale = _open(session, request_id, locale_for, journal, now)
+    if request.status != REQUEST_PENDING:
+        return _closed(session, request, locale)
+    if proof is None:
+        return ProveAgain(_screen(session, request, "contact", locale))
+    if choice.decline:
+        consent_requests.decline(session, request, subject_id=proof.subject_id, journal=journal, now=now)
+        return Decided(request, locale, app_name(session, request.client_id), None)
+    notice = notice_for(session, request, locale)
+    approval = lifecycle.Approval(
+        subject_id=proof.subject_id,
+        operations=choice.operations,
+        notice=Notice(version=notice.version, sha256=notice.sha256, locale=notice.locale),
+        presented_notice_sha256=choice.notice_sha256,
+        authn=proof.authn,
+        authenticated_at=proof.at,
+    )
+    try:
+        consent = lifecycle.grant(session, request, approval, signer=signer(session), journal=journal, now=now)
+    except (errors.NoOperationChosen, errors.NoticeChanged) as exc:
+        return Refused(_screen(session, request, "notice", locale), exc)
+    return Decided(request, locale, app_name(session, request.client_id), consent)
+
+
+# --- what /me shows ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MyConsents:
+    consents: list[Consent]  # newest first, statuses brought up to date
+    names: dict[str, str]  # app name by client id
+
+
+@dataclass(frozen=True)
+class MyConsent:
+    consent: Consent
+    app: str
+    history: list[dict[str, Any]]  # audit entries under this consent, oldest first (empty unless asked)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    consent_id: str
+    document: dict[str, Any]
+
+
+def my_consents(session: Session, subject_id: str, *, journal: Journal, now: datetime) -> MyConsents:
+    rows = lifecycle.list_consents(session, subject_id=subject_id, limit=MY_CONSENTS_SHOWN, journal=journal,
+                                   now=now)
+    return MyConsents(rows, {row.client_id: app_name(session, row.client_id) for row in rows})
+
+
+def my_consent(session: Session, consent_id: str, *, subject_id: str, journal: Journal, now: datetime) -> MyConsent:
+    """One of the subject's consents (another subject's id reads as unknown: ``ConsentNotFound``)."""
+    row = lifecycle.get_consent(session, consent_id, subject_id=subject_id, journal=journal, now=now)
+    return MyConsent(row, app_name(session, row.client_id), [])
+
+
+def consent_details(
+    session: Session, consent_id: str, *, subject_id: str, journal: Journal, now: datetime
+) -> MyConsent:
+    """One of the subject's consents with what the audit log says happened under it."""
+    row = lifecycle.get_consent(session, consent_id, subject_id=subject_id, journal=journal, now=now)
+    return MyConsent(row, app_name(session, row.client_id), history(session, subject_id, row.id))
+
+
+def receipt(
+    session: Session, consent_id: str, *, subject_id: str, issuer: str, journal: Journal, now: datetime
+) -> Receipt:
+    """The signed record and revocation of one of the subject's consents, decoded for people too."""
+    row = lifecycle.get_consent(session, consent_id, subject_id=subject_id, journal=journal, now=now)
+    keys = verification_keys(session)
+    document = {
+        "type": "consent-receipt",
+        "issuer": issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "consent_id": row.id,
+        "status": row.status,
+        "record": row.record,
+        "revocation": row.revocation,
+        # Decoded for people; the JWS above is what proves it (verify it with the JWKS).
+        "record_claims": jws.verify(row.record, keys, issuer=issuer, typ=CONSENT_TYP).claims,
+        "revocation_claims": None if row.revocation is None
+        else jws.verify(row.revocation, keys, issuer=issuer, typ=REVOCATION_TYP).claims,
+    }
+    journal.record("receipt.downloaded", Party("subject", subject_id), subject=subject_id,
+                   client_id=row.client_id, consent_id=row.id)
+    return Receipt(row.id, document)
+
+
+def withdraw(session: Session, consent_id: str, *, subject_id: str, journal: Journal, now: datetime) -> Consent:
+    """The subject withdraws one of their consents (``ConsentNotActive`` if it already ended)."""
+    row = lifecycle.get_consent(session, consent_id, subject_id=subject_id, journal=journal, now=now,
+                                for_update=True)
+    lifecycle.withdraw(session, row, reason=WITHDRAWAL_REASON, actor=Party("subject", subject_id),
+                       signer=signer(session), journal=journal, now=now)
+    return row

@@ -1,0 +1,50 @@
+"""Blueprint-wide handlers: anything raised becomes an error page; every response gets the security headers."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, g
+
+from gateway.consents.notify import NotificationFailed
+from gateway.core.problems import to_problem
+from gateway.http.portal.blueprint import bp
+from gateway.http.portal.pages import error_page
+from gateway.http.portal.session import CsrfFailed, current_locale
+
+_ERROR_KEYS: dict[str, str] = {
+    "consent_request_not_found": "error.not_found",
+    "consent_not_found": "error.not_found",
+    "not_found": "error.not_found",
+    "subject_mismatch": "error.subject_mismatch",
+}
+
+
+@bp.errorhandler(Exception)
+def _portal_error(exc: Exception) -> tuple[str, int]:
+    # Like gateway.core.problems' handler (roll back, remember the code for the logs), but as a page.
+    g.failed = True
+    locale = current_locale()
+    if isinstance(exc, CsrfFailed):
+        return error_page(locale, 403, "error.csrf")
+    if isinstance(exc, NotificationFailed):
+        current_app.logger.error("code delivery failed: %s", exc)
+        return error_page(locale, 503, "error.send_failed")
+    problem = to_problem(exc)
+    if problem.status >= 500:
+        g.problem_code = problem.code
+        return error_page(locale, problem.status, "error.unavailable")
+    return error_page(locale, problem.status, _ERROR_KEYS.get(problem.code, "error.generic"))
+
+
+@bp.after_request
+def _security_headers(response: Response) -> Response:
+    form_action = " ".join(filter(None, ["'self'", g.get("form_action_extra")]))
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+        f"frame-ancestors 'none'; form-action {form_action}"
+    )
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Consent URLs are capabilities of a kind: never leak them to another site in a Referer.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response

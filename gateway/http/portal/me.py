@@ -1,0 +1,194 @@
+"""Self-service, ``/me``: sign in with a one-time code, see one's consents and their history, withdraw.
+
+Each view parses the form, calls one service (``gateway.consents.portal``, or the code services of
+``gateway.consents.services``) and renders. A wrong code is *returned* as a page so that its counted
+attempt commits.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, current_app, redirect, request, url_for
+from werkzeug.wrappers.response import Response as WerkzeugResponse
+
+from consent import errors
+from consent.models import CODE_FOR_PORTAL
+from consent.subjects import parse_contact
+from gateway.consents import portal
+from gateway.consents.services import RateLimited, send_portal_code, verify_code
+from gateway.core.clock import utcnow
+from gateway.core.db import db
+from gateway.http.context import request_journal
+from gateway.http.openapi import json_response
+from gateway.http.portal import session
+from gateway.http.portal.blueprint import bp
+from gateway.http.portal.openapi import html_page
+from gateway.http.portal.pages import code_error, error_page, op_label, page, rate_limited, shown_log_time
+from gateway.i18n import translate
+
+
+def _login_page(locale: str, *, status: int = 200, error: str | None = None,
+                contact_value: str = "") -> tuple[str, int]:
+    pending = session.login_code()
+    if pending is not None and pending.get("code") is not None:
+        return page("code.html", locale, status, action=url_for("portal.me_verify"),
+                    resend=url_for("portal.me_code"), masked=pending.get("masked"), app=None, error=error,
+                    known_contact=False, sent_key="me.login.sent")
+    return page("contact.html", locale, status, action=url_for("portal.me_code"), masked=None, app=None,
+                error=error, contact_value=contact_value, intro=translate(locale, "me.login"))
+
+
+@bp.get("/me")
+def me() -> tuple[str, int]:
+    now = utcnow()
+    locale = session.choose_locale()
+    subject_id = session.me(now)
+    if subject_id is None:
+        return _login_page(locale)
+    mine = portal.my_consents(db.session, subject_id, journal=request_journal(now), now=now)
+    return page("me.html", locale, consents=mine.consents, names=mine.names)
+
+
+@bp.post("/me/code")
+def me_code() -> WerkzeugResponse | tuple[str, int]:
+    session.check_csrf()
+    now = utcnow()
+    locale = session.choose_locale()
+    raw = request.form.get("contact")
+    if raw is None:
+        # "Send a new code": the contact is not kept in the cookie, so ask for it again.
+        session.forget_login_code()
+        return redirect(url_for("portal.me"), 303)
+    try:
+        entered = parse_contact(raw)
+    except errors.InvalidContact:
+        session.forget_login_code()
+        return _login_page(locale, status=422, error=translate(locale, "error.invalid_contact"),
+                           contact_value=raw[:254])
+    try:
+        sent = send_portal_code(db.session, entered, ip=session.client_ip(), locale=locale, now=now)
+    except RateLimited as exc:
+        return rate_limited(locale, exc)
+    session.remember_login_code(sent)
+    return redirect(url_for("portal.me"), 303)
+
+
+@bp.post("/me/verify")
+def me_verify() -> WerkzeugResponse | tuple[str, int]:
+    session.check_csrf()
+    now = utcnow()
+    locale = session.choose_locale()
+    pending = session.login_code()
+    code_id = pending.get("code") if pending is not None else None
+    try:
+        subject = verify_code(db.session, code_id=code_id, purpose=CODE_FOR_PORTAL, request_id=None,
+                              presented=request.form.get("code", ""), ip=session.client_ip(), now=now)
+    except RateLimited as exc:
+        return rate_limited(locale, exc)
+    except errors.CodeRejected as exc:
+        return _login_page(locale, status=400, error=code_error(locale, exc))
+    session.sign_in(subject.id, now)
+    return redirect(url_for("portal.me"), 303)
+
+
+@bp.post("/me/logout")
+def me_logout() -> WerkzeugResponse:
+    session.check_csrf()
+    session.sign_out()
+    return redirect(url_for("portal.me"), 303)
+
+
+@bp.get("/me/consents/<consent_id>")
+def me_consent(consent_id: str) -> WerkzeugResponse | tuple[str, int]:
+    now = utcnow()
+    locale = session.choose_locale()
+    subject_id = session.me(now)
+    if subject_id is None:
+        return redirect(url_for("portal.me"), 303)
+    mine = portal.consent_details(db.session, consent_id, subject_id=subject_id, journal=request_journal(now),
+                                  now=now)
+    return page("consent.html", locale, consent=mine.consent, app=mine.app,
+                lines=_history_lines(locale, mine.history), withdrawn=request.args.get("done") == "withdrawn")
+
+
+@bp.get("/me/consents/<consent_id>/receipt")
+def me_receipt(consent_id: str) -> WerkzeugResponse:
+    now = utcnow()
+    subject_id = session.me(now)
+    if subject_id is None:
+        return redirect(url_for("portal.me"), 303)
+    receipt = portal.receipt(db.session, consent_id, subject_id=subject_id,
+                             issuer=str(current_app.config["ISSUER"]).rstrip("/"), journal=request_journal(now),
+                             now=now)
+    return Response(
+        json.dumps(receipt.document, ensure_ascii=False, indent=2),
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="consent-{receipt.consent_id}.json"'},
+    )
+
+
+@bp.get("/me/consents/<consent_id>/withdraw")
+def me_withdraw_confirm(consent_id: str) -> WerkzeugResponse | tuple[str, int]:
+    now = utcnow()
+    locale = session.choose_locale()
+    subject_id = session.me(now)
+    if subject_id is None:
+        return redirect(url_for("portal.me"), 303)
+    mine = portal.my_consent(db.session, consent_id, subject_id=subject_id, journal=request_journal(now), now=now)
+    if mine.consent.status != "active":
+        return redirect(url_for("portal.me_consent", consent_id=mine.consent.id), 303)
+    return page("withdraw.html", locale, consent=mine.consent, app=mine.app)
+
+
+@bp.post("/me/consents/<consent_id>/withdraw")
+def me_withdraw(consent_id: str) -> WerkzeugResponse | tuple[str, int]:
+    session.check_csrf()
+    now = utcnow()
+    locale = session.choose_locale()
+    subject_id = session.me(now)
+    if subject_id is None:
+        return _login_page(locale, status=401, error=translate(locale, "error.session"))
+    try:
+        row = portal.withdraw(db.session, consent_id, subject_id=subject_id, journal=request_journal(now), now=now)
+    except errors.ConsentNotActive:
+        return error_page(locale, 409, "error.consent_not_active")
+    return redirect(url_for("portal.me_consent", consent_id=row.id, done="withdrawn"), 303)
+
+
+def _history_lines(locale: str, entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The audit entries under a consent, worded for the person: (when, what) per entry."""
+    lines = []
+    for entry in entries:
+        action = str(entry.get("action", ""))
+        values = {
+            "operation": op_label(entry.get("operation", ""), locale),
+            "algorithm": entry.get("algorithm", ""),
+            "reason": entry.get("reason", ""),
+            "action": action,
+        }
+        try:
+            text = translate(locale, f"history.{action}", **values)
+        except KeyError:
+            text = translate(locale, "history.other", **values)
+        lines.append((shown_log_time(entry.get("ts", "")), text))
+    return lines
+
+
+PATHS: dict[str, Any] = {
+    "/me": html_page("My consents (sign in with a one-time code)"),
+    "/me/code": html_page("Send a sign-in code", method="post"),
+    "/me/verify": html_page("Check the sign-in code", method="post"),
+    "/me/logout": html_page("Sign out", method="post"),
+    "/me/consents/{consent_id}": html_page("One consent: status, operations, history of decisions",
+                                           path_param="consent_id"),
+    "/me/consents/{consent_id}/receipt": {"get": {
+        "summary": "Download the signed record and revocation (JSON receipt)", "tags": ["portal"],
+        "parameters": [{"name": "consent_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": json_response("receipt"), "303": {"description": "sign in first"}}}},
+    "/me/consents/{consent_id}/withdraw": {
+        **html_page("Confirm withdrawal", path_param="consent_id"),
+        **html_page("Withdraw (after confirmation)", method="post", path_param="consent_id"),
+    },
+}
