@@ -6,12 +6,12 @@ from types import ModuleType
 
 from flask import Blueprint
 
-from gateway.http import oauth, ops, portal, well_known
+from gateway.http import home, oauth, ops, portal, well_known
 from gateway.http.api import algorithms, audit, clients, consents, decisions, edits
 
 
 def _modules() -> list[ModuleType]:
-    return [ops, oauth, well_known, clients, algorithms, decisions, edits, consents, portal, audit]
+    return [home, ops, oauth, well_known, clients, algorithms, decisions, edits, consents, portal, audit]
 
 
 MODULES: list[ModuleType] = _modules()
