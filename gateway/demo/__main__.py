@@ -96,7 +96,7 @@ def _welcome(*, gateway_url: str, app_url: str, upstream_port: int, consent_url:
              credentials: dict[str, str], photo: Path) -> str:
     # Double-quoted for the shell so that $CONSENT_ID and $DIGEST are filled in.
     decision = json.dumps({"operation": "face_attribute_edit", "algorithm": DEMO_FILING_NUMBER,
-                           "consents": ["$CONSENT_ID"], "media": [{"role": "source", "sha256": "$DIGEST"}]})
+                           "consents": ["$CONSENT_ID"], "media": [{"role": "target", "sha256": "$DIGEST"}]})
     edit = json.dumps({"operation": "face_attribute_edit", "algorithm": DEMO_FILING_NUMBER,
                        "consents": ["$CONSENT_ID"]})
     decision_arg, edit_arg = (text.replace('"', '\\"') for text in (decision, edit))
@@ -119,7 +119,7 @@ The same from a shell, as an app does (the demo app's OAuth client; a sample pho
   CONSENT_ID=cns_...   # the consent_id once granted: curl -s -H "Authorization: Bearer $TOKEN" {consent_url.replace("/consent/", "/v1/consent-requests/")}
   DIGEST=$(sha256sum {photo} | cut -c1-64)
   curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'{continued}-d "{decision_arg}"{continued}{gateway_url}/v1/decisions
-  curl -s -H "Authorization: Bearer $TOKEN" -o edited.png{continued}-F "request={edit_arg};type=application/json"{continued}-F source=@{photo} {gateway_url}/v1/edits
+  curl -s -H "Authorization: Bearer $TOKEN" -o edited.png{continued}-F "request={edit_arg};type=application/json"{continued}-F target=@{photo} {gateway_url}/v1/edits
 
 A client of your own:
   .venv/bin/consent-gateway clients create --name "My App" --scope "consent:read consent:write edit:face"
