@@ -6,10 +6,12 @@ so neither can drift from the other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -41,17 +43,61 @@ def protected(*scopes: str) -> dict[str, Any]:
     return {"security": [{"oauth2": list(scopes)}]}
 
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema_of(model)}}}
+# Examples of one media type by name: each an Example Object made with :func:`example`.
+Examples = Mapping[str, Mapping[str, Any]]
+
+_NO_VALUE: Any = object()
+
+
+def example(summary: str, value: Any = _NO_VALUE, *, description: str | None = None) -> dict[str, Any]:
+    """An Example Object (OpenAPI 3.1) for the ``examples`` of a media type or parameter.
+
+    Without a value it only describes what is sent or answered (binary media: an image, a zip).
+    """
+    found: dict[str, Any] = {"summary": summary}
+    if description:
+        found["description"] = description
+    if value is not _NO_VALUE:
+        found["value"] = value
+    return found
+
+
+def media(schema: Mapping[str, Any], examples: Examples | None = None) -> dict[str, Any]:
+    """A Media Type Object: the schema and, by name, examples of it."""
+    found: dict[str, Any] = {"schema": dict(schema)}
+    if examples:
+        found["examples"] = {name: dict(item) for name, item in examples.items()}
+    return found
+
+
+def json_body(model: type[BaseModel], examples: Examples | None = None) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": media(schema_of(model), examples)}}
+
+
+def form_body(model: type[BaseModel], examples: Examples | None = None) -> dict[str, Any]:
+    """An ``application/x-www-form-urlencoded`` body (the OAuth endpoints), one field per member."""
+    return {"required": True,
+            "content": {"application/x-www-form-urlencoded": media(schema_of(model), examples)}}
+
+
+def path_parameter(name: str, example_value: str, description: str | None = None) -> dict[str, Any]:
+    parameter: dict[str, Any] = {"name": name, "in": "path", "required": True, "schema": {"type": "string"},
+                                 "example": example_value}
+    if description:
+        parameter["description"] = description
+    return parameter
 
 
 def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """The query string of a :class:`gateway.http.validation.Query` model, one parameter per field."""
+    """The query string of a :class:`gateway.http.validation.Query` model, one parameter per field.
+
+    The first of a field's ``examples`` becomes the parameter's ``example``.
+    """
     schema = schema_of(model)
     required = set(schema.get("required", []))
     parameters = []
     for name, declared in schema.get("properties", {}).items():
-        field = {k: v for k, v in declared.items() if k not in ("title", "description", "anyOf")}
+        field = {k: v for k, v in declared.items() if k not in ("title", "description", "anyOf", "examples")}
         if field.get("default", 0) is None:
             del field["default"]
         description = declared.get("description")
@@ -62,16 +108,25 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": field}
         if description:
             parameter["description"] = description
+        if declared.get("examples"):
+            parameter["example"] = declared["examples"][0]
         parameters.append(parameter)
     return parameters
 
 
-def json_response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema or {"type": "object"}}}}
+def json_response(description: str, model: type[BaseModel] | None = None,
+                  examples: Examples | None = None) -> dict[str, Any]:
+    """A JSON answer described by ``model`` (a :class:`gateway.http.schemas.View`), with named examples.
+
+    Without a model the answer is only "a JSON object": give every answer whose shape is known a model.
+    """
+    schema = schema_of(model, mode="serialization") if model is not None else {"type": "object"}
+    return {"description": description, "content": {"application/json": media(schema, examples)}}
 
 
-def schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+def schema_of(model: type[BaseModel], mode: JsonSchemaMode = "validation") -> dict[str, Any]:
+    """The JSON Schema of ``model``: of what is sent (``validation``) or answered (``serialization``)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
     # Nested models are inlined via $defs so each body stays self-contained.
     defs = schema.pop("$defs", {})
     inlined: dict[str, Any] = _inline(schema, defs)

@@ -7,6 +7,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from gateway.core.db import db
+from gateway.http import openapi
+from gateway.http.schemas import EXAMPLE_JWK, EXAMPLE_RETIRED_JWK, JWKSet
 from gateway.keys.keyring import key_store
 from gateway.keys.store import jwks
 
@@ -26,7 +28,9 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Public signing keys (Ed25519 OKP JWKS; retired keys stay listed with status)",
             "tags": ["keys"],
-            "responses": {"200": {"description": "JWK set"}},
+            "responses": {"200": openapi.json_response("JWK set", JWKSet, {
+                "rotated": openapi.example("The active key and one retired key", {
+                    "keys": [EXAMPLE_RETIRED_JWK, EXAMPLE_JWK]})})},
         }
     }
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Response, g, jsonify
 from pydantic import Field
@@ -14,6 +14,7 @@ from gateway.core.clock import utcnow
 from gateway.core.db import db
 from gateway.http import openapi
 from gateway.http.context import request_journal
+from gateway.http.schemas import EXAMPLE_FILING_NUMBER, View
 from gateway.http.validation import Body, parse_body
 from gateway.registry import algorithms as registry
 
@@ -62,33 +63,55 @@ def suspend_algorithm(filing_number: str) -> Response:
     return jsonify(registry.public_view(row))
 
 
-_ALGORITHM = {
-    "type": "object",
-    "required": ["filing_number", "name", "provider", "product", "operations", "status"],
-    "properties": {
-        "filing_number": {"type": "string"},
-        "name": {"type": "string"},
-        "provider": {"type": "string"},
-        "product": {"type": "string"},
-        "operations": {"type": "array", "items": {"type": "string", "enum": list(OPERATIONS)}},
-        "status": {"type": "string", "enum": ["active", "suspended"]},
-    },
-}
+# --- OpenAPI ------------------------------------------------------------------------------------
+
+
+class AlgorithmView(View):
+    """A registered algorithm as anyone may read it (never where it runs)."""
+
+    filing_number: str = Field(description="the regulator's filing number; decisions and edits name it")
+    name: str
+    provider: str
+    product: str
+    operations: list[str] = Field(description="what it may be used for",
+                                  json_schema_extra={"items": {"enum": list(OPERATIONS)}})
+    status: Literal["active", "suspended"] = Field(description="a suspended algorithm is refused everywhere")
+
+
+class AlgorithmList(View):
+    """The white list."""
+
+    algorithms: list[AlgorithmView]
+
+
+class RegisteredAlgorithm(AlgorithmView):
+    """A new registration, shown to the admin who made it with the upstream it forwards to."""
+
+    upstream_url: str = Field(description="where the gateway forwards edits; never in the public list")
+
+
+_PUBLIC = {"filing_number": EXAMPLE_FILING_NUMBER, "name": "FaceSwap Studio", "provider": "Acme Vision Ltd.",
+           "product": "Acme Video Editor", "operations": ["face_swap", "face_attribute_edit"], "status": "active"}
+_UPSTREAM = "https://edit.acme.example/v1/swap"
 
 PATHS: dict[str, Any] = {
     "/v1/algorithms": {
         "get": {
             "summary": "The white list: registered algorithms with filing number, operations and status",
             "tags": ["algorithms"],
-            "responses": {"200": openapi.json_response("algorithms", {
-                "type": "object", "properties": {"algorithms": {"type": "array", "items": _ALGORITHM}}})},
+            "responses": {"200": openapi.json_response("algorithms", AlgorithmList, {
+                "one": openapi.example("One active algorithm", {"algorithms": [_PUBLIC]})})},
         },
         "post": {
             "summary": "Register an algorithm (admin); it is active at once",
             "tags": ["algorithms"],
             **openapi.protected("admin"),
-            "requestBody": openapi.json_body(AlgorithmBody),
-            "responses": {"201": openapi.json_response("registered", _ALGORITHM),
+            "requestBody": openapi.json_body(AlgorithmBody, {"register": openapi.example(
+                "Register a face-swap algorithm under its filing number",
+                {**{k: v for k, v in _PUBLIC.items() if k != "status"}, "upstream_url": _UPSTREAM})}),
+            "responses": {"201": openapi.json_response("registered", RegisteredAlgorithm, {
+                              "registered": openapi.example("Registered and active",
+                                                            {**_PUBLIC, "upstream_url": _UPSTREAM})}),
                           "401": openapi.problem(), "403": openapi.problem(),
                           "409": openapi.problem("filing_number_taken"),
                           "422": openapi.problem("invalid_algorithm / validation_failed")},
@@ -99,9 +122,9 @@ PATHS: dict[str, Any] = {
             "summary": "Suspend an algorithm (admin): no decision names it and no edit reaches it from now on",
             "tags": ["algorithms"],
             **openapi.protected("admin"),
-            "parameters": [{"name": "filing_number", "in": "path", "required": True,
-                            "schema": {"type": "string"}}],
-            "responses": {"200": openapi.json_response("suspended", _ALGORITHM),
+            "parameters": [openapi.path_parameter("filing_number", EXAMPLE_FILING_NUMBER)],
+            "responses": {"200": openapi.json_response("suspended", AlgorithmView, {
+                              "suspended": openapi.example("Suspended", {**_PUBLIC, "status": "suspended"})}),
                           "401": openapi.problem(), "403": openapi.problem(),
                           "404": openapi.problem("algorithm_not_found")},
         }

@@ -7,11 +7,12 @@ unknown one, so ids reveal nothing about who holds what.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from consent import lifecycle
 from consent import requests as consent_requests
@@ -27,6 +28,19 @@ from gateway.core.problems import Problem
 from gateway.core.times import format_optional
 from gateway.http import openapi
 from gateway.http.context import request_journal
+from gateway.http.schemas import (
+    EXAMPLE_CLIENT_ID,
+    EXAMPLE_CONSENT_ID,
+    EXAMPLE_FILING_NUMBER,
+    EXAMPLE_ISSUER,
+    EXAMPLE_KID,
+    EXAMPLE_PURPOSE,
+    EXAMPLE_REDIRECT_URI,
+    EXAMPLE_REQUEST_ID,
+    EXAMPLE_SUBJECT_ID,
+    View,
+    absent,
+)
 from gateway.http.validation import Body, Query, parse_body, parse_query
 from gateway.keys.contacts import vault
 from gateway.keys.keyring import signer
@@ -224,84 +238,155 @@ def verify_record() -> Response:
 
 # --- OpenAPI ------------------------------------------------------------------------------------
 
-_REQUEST = {
-    "type": "object",
-    "required": ["id", "status", "consent_url", "operations", "expires_at"],
-    "properties": {
-        "id": {"type": "string", "pattern": "^creq_"},
-        "status": {"enum": ["pending", "granted", "declined", "expired"]},
-        "consent_url": {"type": "string", "format": "uri",
-                        "description": "send the person here (hosted consent screen)"},
-        "subject": {"type": "object", "properties": {"id": {"type": ["string", "null"]},
-                                                     "reference": {"type": ["string", "null"]}}},
-        "operations": {"type": "array", "items": {"enum": list(OPERATIONS)}},
-        "purpose": {"type": "string"},
-        "algorithms": {"type": ["array", "null"], "items": {"type": "string"}},
-        "duration_days": {"type": "integer"},
-        "max_uses": {"type": ["integer", "null"]},
-        "redirect_uri": {"type": ["string", "null"]},
-        "locale": {"type": ["string", "null"]},
-        "supersedes": {"type": ["string", "null"]},
-        "created_at": {"type": "string", "format": "date-time"},
-        "expires_at": {"type": "string", "format": "date-time"},
-        "decided_at": {"type": ["string", "null"], "format": "date-time"},
-        "consent_id": {"type": ["string", "null"], "description": "set once granted"},
+class SubjectView(View):
+    """The person, as this app knows them."""
+
+    id: str | None = Field(pattern="^sub_", description="the gateway's id for the person; null on a request "
+                                                          "until they have proved a contact")
+    reference: str | None = Field(description="the app's own id for the person, as it gave it")
+
+
+class ConsentRequestView(View):
+    """A consent request: pending until the person decides on the hosted consent screen, or it expires."""
+
+    id: str = Field(pattern="^creq_")
+    status: Literal["pending", "granted", "declined", "expired"]
+    consent_url: str = Field(description="send the person here (hosted consent screen)",
+                             json_schema_extra={"format": "uri"})
+    subject: SubjectView
+    operations: list[str] = Field(json_schema_extra={"items": {"enum": list(OPERATIONS)}})
+    purpose: str
+    algorithms: list[str] | None = Field(description="filing numbers; null for any registered algorithm")
+    duration_days: int = Field(description="how long the consent lasts once granted")
+    max_uses: int | None
+    redirect_uri: str | None = Field(description="where the person returns, with request_id and status")
+    locale: Literal["en", "zh-CN"] | None
+    supersedes: str | None = Field(description="renewal: the consent this one replaces once granted")
+    created_at: datetime
+    expires_at: datetime = Field(description="the request's own end: it expires if not decided by then")
+    decided_at: datetime | None
+    consent_id: str | None = Field(description="set once granted")
+
+
+class ConsentView(View):
+    """A granted consent with its signed record (and, once ended early, its signed revocation)."""
+
+    id: str = Field(pattern="^cns_")
+    status: str = Field(description="only active permits processing",
+                        json_schema_extra={"enum": list(CONSENT_STATUSES)})
+    request_id: str = Field(pattern="^creq_")
+    subject: SubjectView
+    operations: list[str] = Field(json_schema_extra={"items": {"enum": list(OPERATIONS)}})
+    modalities: list[Literal["face", "voice"]]
+    algorithms: list[str] | None = Field(description="filing numbers; null for any registered algorithm")
+    purpose: str
+    max_uses: int | None
+    uses: int = Field(description="allowed decisions so far")
+    not_before: datetime
+    expires_at: datetime
+    created_at: datetime
+    ended_at: datetime | None = Field(description="when it was withdrawn, revoked, or found expired or used up")
+    supersedes: str | None
+    record: str = Field(description="compact JWS, typ consent+jwt")
+    revocation: str | None = Field(description="compact JWS, typ consent-revocation+jwt")
+
+
+class ConsentPage(View):
+    """A page of this app's consents, newest first."""
+
+    consents: list[ConsentView]
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last")
+
+
+class VerificationError(View):
+    code: Literal["malformed_record", "algorithm_not_allowed", "unsupported_header", "unknown_key", "wrong_type",
+                  "bad_signature", "wrong_issuer", "invalid_record"]
+    detail: str
+
+
+class RecordVerification(View):
+    """What a presented record proves: valid with its claims and the consent's status now, or why not."""
+
+    valid: bool
+    type: Literal["consent", "revocation"] | SkipJsonSchema[None] = absent("valid records only")
+    kid: str | SkipJsonSchema[None] = absent("the key that signed it (valid records only)")
+    claims: dict[str, Any] | SkipJsonSchema[None] = absent("the record's claims (valid records only)")
+    consent_id: str | None = absent("the consent it is or revokes (valid records only)")
+    status: str | None = absent("the consent's status now, from our database; null if we hold no such "
+                                "consent (valid records only)",
+                                extra={"enum": [*CONSENT_STATUSES, None]})
+    matches_stored_record: bool | SkipJsonSchema[None] = absent(
+        "valid consent records we hold: whether it is the very record we stored")
+    error: VerificationError | SkipJsonSchema[None] = absent("invalid records only")
+
+
+_RECORD = (
+    "eyJhbGciOiJFZERTQSIsImtpZCI6ImtUQjNrUDZ2c1Y3U20iLCJ0eXAiOiJjb25zZW50K2p3dCJ9.eyJhdWQiOiJjbGlfSDVGVHhyMTN"
+    "pMmZDQmJMVTg5eXdaQSIsImNvbnNlbnQiOnsiYWxnb3JpdGhtcyI6WyJCSi0yMDI0LTAwNDIiXSwiY29sbGVjdGlvbiI6eyJhdCI6MTc"
+    "5NjA3MjUzMywiYXV0aG4iOiJlbWFpbF9vdHAiLCJtZXRob2QiOiJob3N0ZWRfY29uc2VudF9zY3JlZW4ifSwiZXZpZGVuY2UiOnsiYXV"
+    "0aGVudGljYXRlZF9hdCI6MTc5NjA3MjUzM30sImp1cmlzZGljdGlvbiI6IkNOIiwibGVnYWxfYmFzaXMiOiJQSVBMIEFydC4gMjkgc2V"
+    "wYXJhdGUgY29uc2VudDsgRGVlcCBTeW50aGVzaXMgUHJvdmlzaW9ucyBBcnQuIDE0IiwibWF4X3VzZXMiOjEwLCJtb2RhbGl0aWVzIjp"
+    "bImZhY2UiXSwibm90aWNlIjp7ImxvY2FsZSI6ImVuIiwic2hhMjU2IjoiMGY2ZGRlMThhNjEzYjVhZGIzMTBhMjhiODQ2NGMxN2FmNTA"
+    "3YjdhNTc5MzE0NmRiOGRmODk2NmI0NDU4ZDEyNyIsInZlcnNpb24iOiIyMDI2LTExLTIxIn0sIm9wZXJhdGlvbnMiOlsiZmFjZV9zd2F"
+    "wIl0sInB1cnBvc2UiOiJQdXQgeW91ciBmYWNlIGludG8gdGhlIGJpcnRoZGF5IHZpZGVvIHlvdXIgZnJpZW5kcyBhcmUgbWFraW5nIn0"
+    "sImV4cCI6MTc5ODY2NDUzMywiaWF0IjoxNzk2MDcyNTMzLCJpc3MiOiJodHRwczovL2NvbnNlbnQuZXhhbXBsZS5jb20iLCJqdGkiOiJ"
+    "jbnNfMkNGdVlQZDA4YXQxUWtiN1REcGFDMjU0IiwibmJmIjoxNzk2MDcyNTMzLCJyZXF1ZXN0IjoiY3JlcV9fbXB0QXlGSlQ4TVZlMnh"
+    "4eV82RTdVSXMiLCJzdWIiOiJzdWJfSGlLaTgtZEt6ZFpiUjVRZmRuVXRtdmpFIn0.4ezKo1GYB7iXx8xNSi2Vanyi4GWK2l7WIMCkb_J"
+    "NrgQDKu_vQNkflL2Xy0kYbdPLfJaq3rVfe7wdrq4x79_7DA"
+)
+_REVOCATION = (
+    "eyJhbGciOiJFZERTQSIsImtpZCI6ImtUQjNrUDZ2c1Y3U20iLCJ0eXAiOiJjb25zZW50LXJldm9jYXRpb24rand0In0.eyJhdWQiOiJj"
+    "bGlfSDVGVHhyMTNpMmZDQmJMVTg5eXdaQSIsImJ5Ijoic3ViamVjdCIsImNvbnNlbnQiOiJjbnNfMkNGdVlQZDA4YXQxUWtiN1REcGFD"
+    "MjU0IiwiaWF0IjoxNzk2MDcyNTMzLCJpc3MiOiJodHRwczovL2NvbnNlbnQuZXhhbXBsZS5jb20iLCJqdGkiOiJyZXZfakdVdmNFcTJa"
+    "OG56anQ0T1NKU3hsZnBiIiwicmVhc29uIjoidGhlIHBlcnNvbiBhc2tlZCB1cyBieSBlbWFpbCB0byBzdG9wIiwic3ViIjoic3ViX0hp"
+    "S2k4LWRLemRaYlI1UWZkblV0bXZqRSJ9.owbiG-bWKxZ1RdouzrXYJ1lIGX5RDMcKG2877BQxbKVnZ23bmMxAO-adk4b2vRQTm3S6ZVi"
+    "kHuJm7cgMe5u7DQ"
+)
+_SUBJECT = {"id": EXAMPLE_SUBJECT_ID, "reference": "user-42"}
+_TERMS = {"operations": ["face_swap"], "purpose": EXAMPLE_PURPOSE, "algorithms": [EXAMPLE_FILING_NUMBER],
+          "max_uses": 10}
+_PENDING = {
+    "id": EXAMPLE_REQUEST_ID, "status": "pending", "consent_url": f"{EXAMPLE_ISSUER}/consent/{EXAMPLE_REQUEST_ID}",
+    "subject": _SUBJECT, **_TERMS, "duration_days": 30, "redirect_uri": EXAMPLE_REDIRECT_URI, "locale": None,
+    "supersedes": None, "created_at": "2026-11-30T21:02:12.776643Z", "expires_at": "2026-12-01T21:02:12.776643Z",
+    "decided_at": None, "consent_id": None,
+}
+_GRANTED = {**_PENDING, "status": "granted", "decided_at": "2026-11-30T21:02:13.166618Z",
+            "consent_id": EXAMPLE_CONSENT_ID}
+_ACTIVE = {
+    "id": EXAMPLE_CONSENT_ID, "status": "active", "request_id": EXAMPLE_REQUEST_ID, "subject": _SUBJECT,
+    "operations": ["face_swap"], "modalities": ["face"], "algorithms": [EXAMPLE_FILING_NUMBER],
+    "purpose": EXAMPLE_PURPOSE, "max_uses": 10, "uses": 0, "not_before": "2026-11-30T21:02:13.166618Z",
+    "expires_at": "2026-12-30T21:02:13Z", "created_at": "2026-11-30T21:02:13.166618Z", "ended_at": None,
+    "supersedes": None, "record": _RECORD, "revocation": None,
+}
+_WITHDRAWN = {**_ACTIVE, "status": "withdrawn", "uses": 1, "ended_at": "2026-11-30T21:02:13.452209Z",
+              "revocation": _REVOCATION}
+_RECORD_CLAIMS = {
+    "iss": EXAMPLE_ISSUER, "jti": EXAMPLE_CONSENT_ID, "sub": EXAMPLE_SUBJECT_ID, "aud": EXAMPLE_CLIENT_ID,
+    "iat": 1796072533, "nbf": 1796072533, "exp": 1798664533, "request": EXAMPLE_REQUEST_ID,
+    "consent": {
+        "operations": ["face_swap"], "modalities": ["face"], "purpose": EXAMPLE_PURPOSE,
+        "algorithms": [EXAMPLE_FILING_NUMBER], "max_uses": 10,
+        "notice": {"version": "2026-11-21", "locale": "en",
+                   "sha256": "0f6dde18a613b5adb310a28b8464c17af507b7a5793146db8df8966b4458d127"},
+        "collection": {"method": "hosted_consent_screen", "authn": "email_otp", "at": 1796072533},
+        "jurisdiction": "CN", "legal_basis": "PIPL Art. 29 separate consent; Deep Synthesis Provisions Art. 14",
+        "evidence": {"authenticated_at": 1796072533},
     },
 }
-
-_CONSENT = {
-    "type": "object",
-    "required": ["id", "status", "operations", "record"],
-    "properties": {
-        "id": {"type": "string", "pattern": "^cns_"},
-        "status": {"enum": list(CONSENT_STATUSES)},
-        "request_id": {"type": "string"},
-        "subject": {"type": "object"},
-        "operations": {"type": "array", "items": {"enum": list(OPERATIONS)}},
-        "modalities": {"type": "array", "items": {"enum": ["face", "voice"]}},
-        "algorithms": {"type": ["array", "null"], "items": {"type": "string"}},
-        "purpose": {"type": "string"},
-        "max_uses": {"type": ["integer", "null"]},
-        "uses": {"type": "integer"},
-        "not_before": {"type": "string", "format": "date-time"},
-        "expires_at": {"type": "string", "format": "date-time"},
-        "created_at": {"type": "string", "format": "date-time"},
-        "ended_at": {"type": ["string", "null"], "format": "date-time"},
-        "supersedes": {"type": ["string", "null"]},
-        "record": {"type": "string", "description": "compact JWS, typ consent+jwt"},
-        "revocation": {"type": ["string", "null"], "description": "compact JWS, typ consent-revocation+jwt"},
-    },
+_REVOCATION_CLAIMS = {
+    "iss": EXAMPLE_ISSUER, "jti": "rev_jGUvcEq2Z8nzjt4OSJSxlfpb", "consent": EXAMPLE_CONSENT_ID,
+    "sub": EXAMPLE_SUBJECT_ID, "aud": EXAMPLE_CLIENT_ID, "iat": 1796072533, "by": "subject",
+    "reason": "the person asked us by email to stop",
 }
 
-_VERIFICATION = {
-    "type": "object",
-    "required": ["valid"],
-    "properties": {
-        "valid": {"type": "boolean"},
-        "type": {"enum": ["consent", "revocation"]},
-        "kid": {"type": "string"},
-        "claims": {"type": "object"},
-        "consent_id": {"type": ["string", "null"]},
-        "status": {"type": ["string", "null"], "description": "the consent's status now, from our database"},
-        "matches_stored_record": {"type": "boolean"},
-        "error": {
-            "type": "object",
-            "properties": {
-                "code": {"enum": ["malformed_record", "algorithm_not_allowed", "unsupported_header",
-                                  "unknown_key", "wrong_type", "bad_signature", "wrong_issuer",
-                                  "invalid_record"]},
-                "detail": {"type": "string"},
-            },
-        },
-    },
-}
-
-_ID = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_CONSENT_ID = {"name": "consent_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_ID = openapi.path_parameter("request_id", EXAMPLE_REQUEST_ID)
+_CONSENT_ID = openapi.path_parameter("consent_id", EXAMPLE_CONSENT_ID)
 _IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
                 "description": "retries with the same key and body return the same request (200, "
                                "Idempotent-Replayed: true); the same key with another body is a 409",
-                "schema": {"type": "string", "maxLength": 200}}
+                "schema": {"type": "string", "maxLength": 200}, "example": "order-7731-face-swap"}
 _LIST_PARAMS = [
     {"name": "status", "in": "query", "schema": {"enum": list(CONSENT_STATUSES)}},
     {"name": "subject", "in": "query", "schema": {"type": "string"}, "description": "a sub_… id"},
@@ -316,11 +401,24 @@ PATHS: dict[str, Any] = {
             "tags": ["consent"],
             **openapi.protected("consent:write"),
             "parameters": [_IDEMPOTENCY],
-            "requestBody": openapi.json_body(ConsentRequestBody),
+            "requestBody": openapi.json_body(ConsentRequestBody, {
+                "known_contact": openapi.example(
+                    "Ask Alice, whose email the app knows, for one face swap with one algorithm",
+                    {"subject": {"reference": "user-42", "contact": "alice@example.com"}, **_TERMS,
+                     "redirect_uri": EXAMPLE_REDIRECT_URI},
+                    description="The person gets a one-time code at the contact on the consent screen; "
+                                "`reference` is the app's own id for them, shown back to this app only."),
+                "minimal": openapi.example(
+                    "Only what is asked and why: the person enters their contact on the consent screen",
+                    {"operations": ["face_swap", "face_attribute_edit"], "purpose": EXAMPLE_PURPOSE}),
+            }),
             "responses": {
-                "201": openapi.json_response("created", _REQUEST),
+                "201": openapi.json_response("created", ConsentRequestView, {
+                    "pending": openapi.example("Created: send the person to consent_url", _PENDING)}),
                 "200": openapi.json_response("replay of an earlier call with the same Idempotency-Key",
-                                             _REQUEST),
+                                             ConsentRequestView, {
+                                                 "replayed": openapi.example("The request created before",
+                                                                             _PENDING)}),
                 "401": openapi.problem(), "403": openapi.problem(),
                 "409": openapi.problem("Idempotency-Key reused with another body (idempotency_key_reused)"),
                 "422": openapi.problem("validation_failed, unknown_operation, algorithm_not_available, "
@@ -334,7 +432,9 @@ PATHS: dict[str, Any] = {
             "tags": ["consent"],
             **openapi.protected("consent:read"),
             "parameters": [_ID],
-            "responses": {"200": openapi.json_response("the request", _REQUEST),
+            "responses": {"200": openapi.json_response("the request", ConsentRequestView, {
+                              "granted": openapi.example("Granted: consent_id names the new consent", _GRANTED),
+                              "pending": openapi.example("The person has not decided yet", _PENDING)}),
                           "401": openapi.problem(), "403": openapi.problem(),
                           "404": openapi.problem("unknown, or another app's (consent_request_not_found)")},
         }
@@ -346,10 +446,9 @@ PATHS: dict[str, Any] = {
             **openapi.protected("consent:read"),
             "parameters": _LIST_PARAMS,
             "responses": {
-                "200": openapi.json_response("a page of consents", {
-                    "type": "object",
-                    "properties": {"consents": {"type": "array", "items": _CONSENT},
-                                   "next_cursor": {"type": ["string", "null"]}}}),
+                "200": openapi.json_response("a page of consents", ConsentPage, {
+                    "one_page": openapi.example("The only page: one active consent",
+                                                {"consents": [_ACTIVE], "next_cursor": None})}),
                 "401": openapi.problem(), "403": openapi.problem(), "422": openapi.problem(),
             },
         }
@@ -360,7 +459,8 @@ PATHS: dict[str, Any] = {
             "tags": ["consent"],
             **openapi.protected("consent:read"),
             "parameters": [_CONSENT_ID],
-            "responses": {"200": openapi.json_response("the consent", _CONSENT),
+            "responses": {"200": openapi.json_response("the consent", ConsentView, {
+                              "active": openapi.example("Active, not used yet", _ACTIVE)}),
                           "401": openapi.problem(), "403": openapi.problem(),
                           "404": openapi.problem("unknown, or another app's (consent_not_found)")},
         }
@@ -371,8 +471,15 @@ PATHS: dict[str, Any] = {
             "tags": ["consent"],
             **openapi.protected("consent:write"),
             "parameters": [_CONSENT_ID],
-            "requestBody": openapi.json_body(RevokeBody),
-            "responses": {"200": openapi.json_response("the ended consent with its revocation record", _CONSENT),
+            "requestBody": openapi.json_body(RevokeBody, {
+                "withdraw": openapi.example("The person asked the app to withdraw",
+                                            {"reason": "the person asked us by email to stop",
+                                             "on_behalf_of_subject": True}),
+                "revoke": openapi.example("The app stops on its own account",
+                                          {"reason": "the birthday video was cancelled"}),
+            }),
+            "responses": {"200": openapi.json_response("the ended consent with its revocation record", ConsentView, {
+                              "withdrawn": openapi.example("Withdrawn, with the signed revocation", _WITHDRAWN)}),
                           "401": openapi.problem(), "403": openapi.problem(), "404": openapi.problem(),
                           "409": openapi.problem("already ended (consent_not_active, current_status)"),
                           "422": openapi.problem()},
@@ -388,8 +495,23 @@ PATHS: dict[str, Any] = {
                            "altered records, wrong_issuer). A body that is not `{\"record\": string}` "
                            "is a 4xx problem.",
             "tags": ["consent"],
-            "requestBody": openapi.json_body(VerifyBody),
-            "responses": {"200": openapi.json_response("verification report", _VERIFICATION),
+            "requestBody": openapi.json_body(VerifyBody, {
+                "record": openapi.example("A consent record, as the app stored it", {"record": _RECORD}),
+                "revocation": openapi.example("A revocation record", {"record": _REVOCATION}),
+            }),
+            "responses": {"200": openapi.json_response("verification report", RecordVerification, {
+                              "valid_consent": openapi.example("A valid consent record, still active", {
+                                  "valid": True, "type": "consent", "kid": EXAMPLE_KID, "claims": _RECORD_CLAIMS,
+                                  "consent_id": EXAMPLE_CONSENT_ID, "status": "active",
+                                  "matches_stored_record": True}),
+                              "valid_revocation": openapi.example("A valid revocation record", {
+                                  "valid": True, "type": "revocation", "kid": EXAMPLE_KID,
+                                  "claims": _REVOCATION_CLAIMS, "consent_id": EXAMPLE_CONSENT_ID,
+                                  "status": "withdrawn"}),
+                              "altered": openapi.example("An altered record", {
+                                  "valid": False, "error": {"code": "bad_signature", "detail": "the signature "
+                                                            "does not match the header and payload"}}),
+                          }),
                           "422": openapi.problem()},
         }
     },

@@ -7,7 +7,8 @@ it together with its audit entry (raising would roll both back).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, g, jsonify
 from pydantic import Field, field_validator, model_validator
@@ -24,6 +25,16 @@ from gateway.decisions import service as decisions
 from gateway.decisions.models import OUTCOMES
 from gateway.http import openapi
 from gateway.http.context import calling_app, request_journal
+from gateway.http.schemas import (
+    EXAMPLE_CLIENT_ID,
+    EXAMPLE_CONSENT_ID,
+    EXAMPLE_DECISION_ID,
+    EXAMPLE_FILING_NUMBER,
+    EXAMPLE_OUTPUT_SHA256,
+    EXAMPLE_SOURCE_SHA256,
+    EXAMPLE_TARGET_SHA256,
+    View,
+)
 from gateway.http.validation import Body, parse_body
 from gateway.keys.keyring import signer
 from gateway.proxy import edits
@@ -34,7 +45,9 @@ bp = Blueprint("decisions_api", __name__, url_prefix="/v1")
 
 class Media(Body):
     role: str = Field(pattern=MEDIA_ROLE_PATTERN.pattern, description="the media part's role, e.g. source")
-    sha256: str = Field(pattern=SHA256_HEX_PATTERN.pattern, description="lowercase hex SHA-256 of its bytes")
+    sha256: str = Field(pattern=SHA256_HEX_PATTERN.pattern,
+                        description="lowercase hex SHA-256 of the exact bytes sent to the algorithm, "
+                                    "e.g. the first column of `sha256sum photo.jpg`")
 
     @field_validator("sha256", mode="before")
     @classmethod
@@ -155,26 +168,68 @@ def record_outcome(decision_id: str) -> Response:
     return jsonify(decision_id=row.id, outcome=row.outcome, output_sha256=row.output_sha256)
 
 
+# --- OpenAPI ------------------------------------------------------------------------------------
+
+
+class DecisionAllowed(View):
+    """An allowed decision: a ticket for the algorithm, bound to this app, operation, consents and media."""
+
+    decision_id: str = Field(pattern="^dec_", description="names the decision in its outcome and the audit log")
+    allowed: Literal[True]
+    ticket: str = Field(description="compact JWS, typ consent-ticket+jwt, audience the algorithm's filing "
+                                    "number; send it with the edit (verifiable with /.well-known/jwks.json)")
+    expires_at: datetime = Field(description="the ticket's exp: it is good for seconds, not minutes")
+    operation: str = Field(json_schema_extra={"enum": list(OPERATIONS)})
+    algorithm: str = Field(description="the filing number, as asked")
+    consents: list[str] = Field(description="the consents that allowed it, each now used once more")
+    media: dict[str, str] = Field(description="media role -> the SHA-256 hex the ticket is bound to",
+                                  json_schema_extra={"additionalProperties": {
+                                      "type": "string", "pattern": f"^{SHA256_HEX_PATTERN.pattern}$"}})
+
+
+class OutcomeRecorded(View):
+    """The outcome of an allowed decision, as recorded (once)."""
+
+    decision_id: str = Field(pattern="^dec_")
+    outcome: str = Field(json_schema_extra={"enum": list(OUTCOMES)})
+    output_sha256: str | None = Field(description="SHA-256 hex of the edited output, when given")
+
+
+_TICKET = (
+    "eyJhbGciOiJFZERTQSIsImtpZCI6ImtUQjNrUDZ2c1Y3U20iLCJ0eXAiOiJjb25zZW50LXRpY2tldCtqd3QifQ.eyJhdWQiOiJCSi0yM"
+    "DI0LTAwNDIiLCJjbGllbnRfaWQiOiJjbGlfSDVGVHhyMTNpMmZDQmJMVTg5eXdaQSIsImNvbnNlbnRzIjpbImNuc18yQ0Z1WVBkMDhhd"
+    "DFRa2I3VERwYUMyNTQiXSwiZXhwIjoxNzk2MDcyNTkzLCJpYXQiOjE3OTYwNzI1MzMsImlzcyI6Imh0dHBzOi8vY29uc2VudC5leGFtc"
+    "GxlLmNvbSIsImp0aSI6ImRlY19qdzRzMURFUXNiT0JYZHo5MXl6UFVfUEwiLCJtZWRpYSI6eyJzb3VyY2UiOiI2ZTMxMmY1ZDQ1ZjQ4Y"
+    "Tk3NGRlODFjYWFmYjY4YWEzM2I4MWIwNDUyZjViZTM2ODU3MDM4NzgyODk5NWU5NTBjIiwidGFyZ2V0IjoiNjkzMTgxMDA0MzAxMDlmM"
+    "Dc4MmJhZjNhYmE0OGM0M2QzYTA2N2VjN2ZjN2UyODY2NjIyZDNlMjU3OWVjMjU4ZiJ9LCJvcGVyYXRpb24iOiJmYWNlX3N3YXAifQ.iW"
+    "HLtw29tAohJSrkRldsG_ftTKSCtthhde7P4ujxAY13Ini2ymhp5ewcjKt_qqMvbQSXDkkyIBIMfs9YEwHjDw"
+)
+
+_DECISION_REQUEST = openapi.example(
+    "Face swap of photo.jpg into frame.jpg",
+    {"operation": "face_swap", "algorithm": EXAMPLE_FILING_NUMBER, "consents": [EXAMPLE_CONSENT_ID],
+     "media": [{"role": "source", "sha256": EXAMPLE_SOURCE_SHA256},
+               {"role": "target", "sha256": EXAMPLE_TARGET_SHA256}]},
+    description="Each media digest is the lowercase hex SHA-256 of the exact bytes you will send to the "
+                "algorithm: the first column of `sha256sum photo.jpg` (or "
+                "`hashlib.sha256(data).hexdigest()`). The ticket is bound to these digests, so the "
+                "algorithm refuses other bytes. `consents` names the consent of everyone edited.",
+)
+_DECISION_ALLOWED = openapi.example(
+    "Allowed: a ticket for BJ-2024-0042, good for 60 seconds",
+    {"decision_id": EXAMPLE_DECISION_ID, "allowed": True, "ticket": _TICKET, "expires_at": "2026-11-30T21:03:13Z",
+     "operation": "face_swap", "algorithm": EXAMPLE_FILING_NUMBER, "consents": [EXAMPLE_CONSENT_ID],
+     "media": {"source": EXAMPLE_SOURCE_SHA256, "target": EXAMPLE_TARGET_SHA256}},
+    description=f"The ticket's claims: iss, jti (the decision id), aud (the filing number), iat, exp, "
+                f"client_id ({EXAMPLE_CLIENT_ID}), operation, consents and media.",
+)
+
 _EDIT_SCOPES = {"security": [{"oauth2": ["edit:face"]}, {"oauth2": ["edit:voice"]}]}
 _DENIED = openapi.problem(
     "denied: `code` and `reason` are one of missing_consent, algorithm_not_registered, algorithm_suspended, "
     "consent_not_found, consent_not_for_client, consent_withdrawn, consent_revoked, consent_expired, "
     "consent_exhausted, operation_not_consented, algorithm_not_consented; or insufficient_scope"
 )
-_ALLOWED = {
-    "type": "object",
-    "required": ["decision_id", "allowed", "ticket", "expires_at"],
-    "properties": {
-        "decision_id": {"type": "string"},
-        "allowed": {"type": "boolean", "const": True},
-        "ticket": {"type": "string", "description": "compact JWS, typ consent-ticket+jwt"},
-        "expires_at": {"type": "string", "format": "date-time"},
-        "operation": {"type": "string"},
-        "algorithm": {"type": "string"},
-        "consents": {"type": "array", "items": {"type": "string"}},
-        "media": {"type": "object", "additionalProperties": {"type": "string"}},
-    },
-}
 
 PATHS: dict[str, Any] = {
     "/v1/decisions": {
@@ -183,8 +238,9 @@ PATHS: dict[str, Any] = {
                        "following the operation)",
             "tags": ["decisions"],
             **_EDIT_SCOPES,
-            "requestBody": openapi.json_body(DecisionBody),
-            "responses": {"201": openapi.json_response("allowed, with a ticket", _ALLOWED),
+            "requestBody": openapi.json_body(DecisionBody, {"face_swap": _DECISION_REQUEST}),
+            "responses": {"201": openapi.json_response("allowed, with a ticket", DecisionAllowed,
+                                                       {"allowed": _DECISION_ALLOWED}),
                           "401": openapi.problem(), "403": _DENIED, "422": openapi.problem(),
                           "503": openapi.problem("no decision possible now (fail closed)")},
         }
@@ -194,10 +250,19 @@ PATHS: dict[str, Any] = {
             "summary": "Record once whether the allowed edit completed or failed, with the output digest",
             "tags": ["decisions"],
             **_EDIT_SCOPES,
-            "parameters": [{"name": "decision_id", "in": "path", "required": True,
-                            "schema": {"type": "string"}}],
-            "requestBody": openapi.json_body(OutcomeBody),
-            "responses": {"200": openapi.json_response("recorded"), "401": openapi.problem(),
+            "parameters": [openapi.path_parameter("decision_id", EXAMPLE_DECISION_ID,
+                                                  "the decision_id of an allowed decision")],
+            "requestBody": openapi.json_body(OutcomeBody, {
+                "completed": openapi.example(
+                    "The edit completed", {"outcome": "completed", "output_sha256": EXAMPLE_OUTPUT_SHA256},
+                    description="output_sha256: `sha256sum edited.jpg` of what the algorithm returned"),
+                "failed": openapi.example("The algorithm failed; nothing was produced", {"outcome": "failed"}),
+            }),
+            "responses": {"200": openapi.json_response("recorded", OutcomeRecorded, {
+                              "completed": openapi.example("Recorded as completed", {
+                                  "decision_id": EXAMPLE_DECISION_ID, "outcome": "completed",
+                                  "output_sha256": EXAMPLE_OUTPUT_SHA256})}),
+                          "401": openapi.problem(),
                           "404": openapi.problem("decision_not_found"),
                           "409": openapi.problem("outcome_already_recorded / decision_denied")},
         }

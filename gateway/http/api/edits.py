@@ -14,7 +14,8 @@ from gateway.auth.oauth import require
 from gateway.core.problems import Problem, problem_response
 from gateway.http import openapi
 from gateway.http.api.decisions import DecisionTerms, decide, deny_response, require_scope_for
-from gateway.http.validation import parse_value
+from gateway.http.schemas import EXAMPLE_CONSENT_ID, EXAMPLE_DECISION_ID, EXAMPLE_FILING_NUMBER, EXAMPLE_ISSUER
+from gateway.http.validation import load_json, parse_value
 from gateway.proxy import edits, upstream
 from gateway.proxy.uploads import REQUEST_PART
 
@@ -40,11 +41,8 @@ class EditBody(DecisionTerms):
 def _terms(raw: bytes | None) -> edits.EditTerms:
     if raw is None:
         raise Problem(422, "validation_failed", f"the multipart body needs a {REQUEST_PART!r} JSON part")
-    try:
-        payload = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Problem(400, "malformed_json", f"the {REQUEST_PART!r} part is not valid JSON: {exc}") from exc
-    body = parse_value(EditBody, payload)
+    # Bounded nesting and a 400 for anything that is not JSON, like every JSON body of the API.
+    body = parse_value(EditBody, load_json(raw, f"the {REQUEST_PART!r} part"))
     require_scope_for(body.operation)
     return edits.EditTerms(operation=body.operation, algorithm=body.algorithm, consents=tuple(body.consents),
                            parameters=body.parameters)
@@ -90,6 +88,8 @@ def _streamed(result: edits.Relayed) -> Response:
     return response
 
 
+_EDIT_TERMS = json.dumps({"operation": "face_swap", "algorithm": EXAMPLE_FILING_NUMBER,
+                          "consents": [EXAMPLE_CONSENT_ID]}, separators=(",", ":"))
 _MULTIPART = {
     "multipart/form-data": {
         "schema": {
@@ -99,13 +99,25 @@ _MULTIPART = {
                 REQUEST_PART: {
                     "type": "string",
                     "contentMediaType": "application/json",
+                    "contentSchema": openapi.schema_of(EditBody),
                     "description": "JSON: operation, algorithm (filing number), consents, optional parameters. "
                                    "Send it first so a refusal comes before the media are uploaded.",
                 },
             },
             "additionalProperties": {"type": "string", "contentMediaType": "application/octet-stream",
                                      "description": "one file part per media role (source, target, audio…)"},
-        }
+        },
+        "examples": {"face_swap": openapi.example(
+            "Face swap: the request part first, then photo.jpg as source and frame.jpg as target",
+            {REQUEST_PART: _EDIT_TERMS, "source": "<the bytes of photo.jpg>",
+             "target": "<the bytes of frame.jpg>"},
+            description="The gateway hashes each media part as it arrives; the algorithm gets them with a "
+                        "ticket bound to those digests. With curl:\n\n"
+                        "```\ncurl -H \"Authorization: Bearer $TOKEN\" \\\n"
+                        f"  -F 'request={_EDIT_TERMS};type=application/json' \\\n"
+                        "  -F source=@photo.jpg -F target=@frame.jpg \\\n"
+                        f"  -o edited.jpg {EXAMPLE_ISSUER}/v1/edits\n```",
+        )},
     }
 }
 
@@ -119,9 +131,17 @@ PATHS: dict[str, Any] = {
             "requestBody": {"required": True, "content": _MULTIPART},
             "responses": {
                 "200": {"description": "the edited media, streamed; header Consent-Decision names the decision",
-                        "content": {"application/octet-stream": {"schema": {"type": "string",
-                                                                            "format": "binary"}}}},
-                "400": openapi.problem("malformed_upload / malformed_json"),
+                        "headers": {upstream.CONSENT_DECISION_HEADER: {
+                            "description": "the decision the edit ran under (its outcome is recorded by the "
+                                           "gateway)",
+                            "schema": {"type": "string"}, "example": EXAMPLE_DECISION_ID}},
+                        "content": {"application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"},
+                            "examples": {"edited": openapi.example(
+                                "The edited image, as the algorithm returned it",
+                                description="Streamed with the algorithm's own Content-Type (e.g. image/jpeg); "
+                                            "save it as it comes, e.g. curl -o edited.jpg.")}}}},
+                "400": openapi.problem("malformed_upload / malformed_json / json_too_deep"),
                 "401": openapi.problem(),
                 "403": openapi.problem("denied (a stable deny reason) or insufficient_scope"),
                 "413": openapi.problem("payload_too_large: CONSENT_GATEWAY_MAX_UPLOAD_MB exceeded"),
