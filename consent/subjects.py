@@ -28,6 +28,10 @@ _EMAIL = re.compile(r"[^@\s<>\"']{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 # E.164: "+", country code, subscriber number; 8 to 15 digits in all.
 _PHONE = re.compile(r"\+[1-9][0-9]{7,14}")
 _PHONE_SEPARATORS = re.compile(r"[\s().-]")
+# What parse_contact accepts, as one pattern (for schemas): an email address, or a + phone number whose
+# digits may be separated by spaces, dots, dashes or parentheses.
+CONTACT_PATTERN = (r"^([^@\s<>\"']{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+                   r"|\+[\s().-]*[1-9]([\s().-]*[0-9]){7,14}[\s().-]*)$")
 
 
 @dataclass(frozen=True)

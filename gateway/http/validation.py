@@ -7,7 +7,15 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from flask import request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from gateway.core.problems import Problem
 from gateway.core.times import parse_time
@@ -16,9 +24,36 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Body(BaseModel):
-    """Base for request bodies: unknown members are an error, not silently ignored."""
+    """Base for request bodies: unknown members are an error, and types are strict.
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    Strict, because what a body says ends up signed or audited: ``"yes"`` is not a boolean and ``"5"``
+    not a number. Nothing is stripped before the limits are checked, so the limits are the ones the
+    document states; free text is stripped afterwards (``Text``).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# The string rules of the contract, written once and used in the models (and so in /openapi.json).
+# PostgreSQL cannot store NUL in text, so no string may hold one.
+NUL_FREE = r"^[^\x00]*$"
+NOT_BLANK = r"^[^\x00]*[^\x00\s][^\x00]*$"
+DIGEST = r"^[0-9a-f]{64}$"
+MEDIA_ROLE = r"^[a-z][a-z0-9_]{0,31}$"
+IDENTIFIER = r"^[A-Za-z0-9_-]{1,64}$"
+FILING_NUMBER = r"^[^\s/\x00]{1,100}$"
+
+# A SHA-256 digest: exactly 64 lowercase hex characters, everywhere a digest is accepted.
+Digest = Annotated[str, StringConstraints(pattern=DIGEST, min_length=64, max_length=64)]
+MediaRole = Annotated[str, StringConstraints(pattern=MEDIA_ROLE, min_length=1, max_length=32)]
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER, min_length=1, max_length=64)]
+FilingNumber = Annotated[str, StringConstraints(pattern=FILING_NUMBER, min_length=1, max_length=100)]
+
+
+# Free text as sent (limits on the raw value, not blank, no NUL), stripped once valid.
+ShortText = Annotated[str, StringConstraints(pattern=NOT_BLANK, min_length=1, max_length=200),
+                      AfterValidator(str.strip)]
+Reason = Annotated[str, StringConstraints(pattern=NUL_FREE, max_length=500), AfterValidator(str.strip)]
 
 
 class Query(BaseModel):

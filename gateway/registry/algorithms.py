@@ -34,12 +34,16 @@ __all__ = [
     "public_view",
     "register",
     "suspend",
+    "view_of",
 ]
 
 # Filing numbers are issued by the regulator (e.g. "网信算备110108823483901230011号"), so any
 # printable text without whitespace or "/" (it is a URL path segment) is accepted; the bound keeps
 # tickets and audit entries small.
 _FILING_NUMBER = re.compile(r"[^\s/]{1,100}")
+# An absolute http(s) URL without credentials or whitespace (IPv6 hosts in brackets); the API documents it.
+UPSTREAM_URL = re.compile(r"https?://(\[[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){2,7}\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?"
+                          r"([/?#][^\s\x00]*)?")
 
 
 class RegistryError(GatewayError):
@@ -138,12 +142,17 @@ def public_view(row: Algorithm) -> dict[str, Any]:
 def policy_view(row: Algorithm | None) -> AlgorithmView | None:
     if row is None:
         return None
-    operations = row.operations if isinstance(row.operations, list) else []
+    return view_of(row.filing_number, row.status, row.operations)
+
+
+def view_of(filing_number: str, status: str, operations: object) -> AlgorithmView:
+    """The policy's view of a registered algorithm from its stored columns (an ORM row or a Core read)."""
+    names = operations if isinstance(operations, list) else []
     # A value that is not a list of names is unreadable state: the view then permits no operation.
     return AlgorithmView(
-        filing_number=row.filing_number,
-        status=row.status,
-        operations=frozenset(op for op in operations if isinstance(op, str)),
+        filing_number=filing_number,
+        status=status,
+        operations=frozenset(op for op in names if isinstance(op, str)),
     )
 
 
@@ -159,11 +168,15 @@ def _validated(spec: AlgorithmSpec) -> list[str]:
     unknown = [name for name in spec.operations if name not in OPERATIONS]
     if unknown:
         raise InvalidAlgorithm(f"unknown operation(s) {', '.join(unknown)}; known: {', '.join(OPERATIONS)}")
-    parts = urlsplit(spec.upstream_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidAlgorithm("the upstream URL must be an absolute http(s) URL")
+    try:
+        parts = urlsplit(spec.upstream_url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. a bracketed host that is no IP address
+        raise InvalidAlgorithm("the upstream URL must be an absolute http(s) URL") from None
     if parts.username or parts.password:
         # Credentials in a URL end up in logs and audit entries; upstreams authenticate the ticket.
         raise InvalidAlgorithm("the upstream URL must not carry credentials")
+    if not UPSTREAM_URL.fullmatch(spec.upstream_url) or not hostname:
+        raise InvalidAlgorithm("the upstream URL must be an absolute http(s) URL")
     # Catalogue order, like consent records, so the same set always reads the same way.
     return [name for name in OPERATIONS if name in set(spec.operations)]

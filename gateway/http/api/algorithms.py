@@ -15,20 +15,22 @@ from gateway.core.db import db
 from gateway.http import openapi
 from gateway.http.context import request_journal
 from gateway.http.schemas import EXAMPLE_FILING_NUMBER, View
-from gateway.http.validation import Body, parse_body
+from gateway.http.validation import Body, FilingNumber, ShortText, parse_body
 from gateway.registry import algorithms as registry
 
 bp = Blueprint("algorithms_api", __name__, url_prefix="/v1")
 
 class AlgorithmBody(Body):
-    filing_number: str = Field(min_length=1, max_length=100, description="the regulator's filing number")
-    name: str = Field(min_length=1, max_length=200)
-    provider: str = Field(min_length=1, max_length=200)
-    product: str = Field(min_length=1, max_length=200)
+    filing_number: FilingNumber = Field(description="the regulator's filing number (no whitespace or '/')")
+    name: ShortText = Field(description="shown to people on the notice")
+    provider: ShortText
+    product: ShortText
     operations: list[str] = Field(min_length=1, max_length=len(OPERATIONS),
                                   json_schema_extra={"items": {"enum": list(OPERATIONS)}})
+    # Checked by the registry (422 invalid_algorithm); stated here so that clients know the rule.
     upstream_url: str = Field(min_length=1, max_length=2000,
-                              description="where the gateway forwards edits; never published")
+                              json_schema_extra={"pattern": f"^{registry.UPSTREAM_URL.pattern}$"},
+                              description="absolute http(s) URL where the gateway forwards edits; never published")
 
 
 def _admin() -> Party:

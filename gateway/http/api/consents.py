@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from pydantic import Field
+from pydantic import AfterValidator, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from consent import lifecycle
 from consent import requests as consent_requests
 from consent.models import CONSENT_STATUSES, Consent, ConsentRequest
 from consent.operations import OPERATIONS
-from consent.subjects import parse_contact
+from consent.subjects import CONTACT_PATTERN, MAX_CONTACT_LENGTH, parse_contact
 from gateway.auth.models import OAuthClient
 from gateway.auth.oauth import require
 from gateway.consents.services import algorithm_lookup, end_for_app, verify_presented_record
@@ -41,7 +41,18 @@ from gateway.http.schemas import (
     View,
     absent,
 )
-from gateway.http.validation import Body, Query, parse_body, parse_query
+from gateway.http.validation import (
+    NOT_BLANK,
+    NUL_FREE,
+    Body,
+    FilingNumber,
+    Identifier,
+    Query,
+    Reason,
+    ShortText,
+    parse_body,
+    parse_query,
+)
 from gateway.keys.contacts import vault
 from gateway.keys.keyring import signer
 
@@ -50,45 +61,53 @@ bp = Blueprint("consent_api", __name__, url_prefix="/v1")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
+# What the notice shows as the purpose: the raw text within the limit, not blank, stripped once valid.
+Purpose = Annotated[str, StringConstraints(pattern=NOT_BLANK, min_length=1,
+                                           max_length=consent_requests.MAX_PURPOSE_CHARS), AfterValidator(str.strip)]
+
+
 class SubjectBody(Body):
-    reference: str | None = Field(None, min_length=1, max_length=200,
-                                  description="the app's own id for the person; shown to this app only")
-    contact: str | None = Field(None, min_length=3, max_length=254,
-                                description="email or +E.164 phone; omit to let the person enter it")
+    reference: ShortText | None = Field(None, description="the app's own id for the person; shown to this app only")
+    # The pattern is checked by consent.subjects.parse_contact (422 invalid_contact, as before); the
+    # document states it so that clients know it.
+    contact: str | None = Field(None, min_length=3, max_length=MAX_CONTACT_LENGTH,
+                                json_schema_extra={"pattern": CONTACT_PATTERN},
+                                description="email or +E.164 phone (separators allowed); omit to let the person "
+                                            "enter it")
 
 
 class ConsentRequestBody(Body):
     subject: SubjectBody = Field(default_factory=SubjectBody)
     operations: list[str] = Field(min_length=1, max_length=len(OPERATIONS),
                                   json_schema_extra={"items": {"enum": list(OPERATIONS)}})
-    purpose: str = Field(min_length=1, max_length=consent_requests.MAX_PURPOSE_CHARS)
-    algorithms: list[str] | None = Field(None, min_length=1, max_length=50,
-                                         description="filing numbers; omit for any registered algorithm")
+    purpose: Purpose = Field(description="shown to the person on the notice")
+    algorithms: list[FilingNumber] | None = Field(None, min_length=1, max_length=50,
+                                                  description="filing numbers; omit for any registered algorithm")
     duration_days: int = Field(consent_requests.DEFAULT_DURATION_DAYS, ge=consent_requests.MIN_DURATION_DAYS,
                                le=consent_requests.MAX_DURATION_DAYS)
     max_uses: int | None = Field(None, ge=1, le=consent_requests.MAX_USES_LIMIT)
-    redirect_uri: str | None = Field(None, min_length=1, max_length=2000,
+    redirect_uri: str | None = Field(None, min_length=1, max_length=2000, pattern=NUL_FREE,
                                      description="must equal one of the app's registered redirect URIs")
     locale: Literal["en", "zh-CN"] | None = None
-    supersedes: str | None = Field(None, min_length=5, max_length=40,
+    supersedes: Identifier | None = Field(None,
                                    description="renewal: the consent id this one replaces once granted")
 
 
 class RevokeBody(Body):
-    reason: str = Field("", max_length=500)
+    reason: Reason = Field("", description="kept in the signed revocation record")
     on_behalf_of_subject: bool = Field(
         False, description="the person asked the app to withdraw: the consent ends as withdrawn")
 
 
 class VerifyBody(Body):
-    record: str = Field(min_length=1, max_length=64 * 1024, description="compact JWS")
+    record: str = Field(min_length=1, max_length=64 * 1024, pattern=NUL_FREE, description="compact JWS")
 
 
 class ListQuery(Query):
     status: Literal["active", "withdrawn", "revoked", "expired", "exhausted"] | None = None
-    subject: str | None = Field(None, max_length=40)
-    limit: int = Field(50, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=40)
+    subject: Identifier | None = Field(None, description="a sub_… id")
+    limit: int = Field(50, ge=1, le=100, description="page size")
+    cursor: Identifier | None = Field(None, description="next_cursor of the previous page")
 
 
 def _issuer() -> str:

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from consent.operations import OPERATIONS, modality_of, scope_for
 from consent.policy import DecisionRequest
-from consent.records import MEDIA_ROLE_PATTERN, SHA256_HEX_PATTERN
+from consent.records import SHA256_HEX_PATTERN
 from gateway.auth.oauth import require
 from gateway.core.clock import utcnow
 from gateway.core.db import db
@@ -35,7 +35,7 @@ from gateway.http.schemas import (
     EXAMPLE_TARGET_SHA256,
     View,
 )
-from gateway.http.validation import Body, parse_body
+from gateway.http.validation import Body, Digest, FilingNumber, Identifier, MediaRole, parse_body
 from gateway.keys.keyring import signer
 from gateway.proxy import edits
 
@@ -44,23 +44,18 @@ log = logging.getLogger(__name__)
 bp = Blueprint("decisions_api", __name__, url_prefix="/v1")
 
 class Media(Body):
-    role: str = Field(pattern=MEDIA_ROLE_PATTERN.pattern, description="the media part's role, e.g. source")
-    sha256: str = Field(pattern=SHA256_HEX_PATTERN.pattern,
-                        description="lowercase hex SHA-256 of the exact bytes sent to the algorithm, "
-                                    "e.g. the first column of `sha256sum photo.jpg`")
-
-    @field_validator("sha256", mode="before")
-    @classmethod
-    def _lowercase(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
+    role: MediaRole = Field(description="the media part's role, e.g. source; each role once")
+    sha256: Digest = Field(description="lowercase hex SHA-256 of the exact bytes sent to the algorithm, "
+                                       "e.g. the first column of `sha256sum photo.jpg`")
 
 
 class DecisionTerms(Body):
     """What an edit asks for; shared by decision mode and the edit proxy."""
 
     operation: str = Field(json_schema_extra={"enum": list(OPERATIONS)})
-    algorithm: str = Field(min_length=1, max_length=100, description="the algorithm's filing number")
-    consents: list[str] = Field(max_length=16, description="ids of the consents of everyone edited")
+    algorithm: FilingNumber = Field(description="the algorithm's filing number")
+    consents: list[Identifier] = Field(max_length=16, description="ids of the consents of everyone edited, "
+                                                                  "each once")
 
     @field_validator("operation")
     @classmethod
@@ -75,8 +70,6 @@ class DecisionTerms(Body):
         if len(set(value)) != len(value):
             # Naming a consent twice would count two uses of it for one edit.
             raise ValueError("each consent is named once")
-        if any(not item or len(item) > 64 for item in value):
-            raise ValueError("a consent id is 1 to 64 characters")
         return value
 
 
@@ -92,7 +85,7 @@ class DecisionBody(DecisionTerms):
 
 class OutcomeBody(Body):
     outcome: str = Field(json_schema_extra={"enum": list(OUTCOMES)})
-    output_sha256: str | None = Field(default=None, pattern=SHA256_HEX_PATTERN.pattern)
+    output_sha256: Digest | None = Field(default=None, description="lowercase hex SHA-256 of the edited output")
 
     @field_validator("outcome")
     @classmethod
