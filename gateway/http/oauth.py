@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
@@ -12,7 +13,7 @@ from gateway.auth.oauth import SCOPES, authorization
 from gateway.auth.ratelimit import Limit, limiter
 from gateway.core.clock import utcnow
 from gateway.core.db import db
-from gateway.core.problems import Problem, problem_response
+from gateway.core.problems import Problem, problem_response, to_problem
 from gateway.http import openapi
 from gateway.http.schemas import EXAMPLE_CLIENT_ID, EXAMPLE_ISSUER, View, absent
 
@@ -41,6 +42,25 @@ def revoke() -> Response:
 @bp.post("/oauth/introspect")
 def introspect() -> Response:
     response: Response = authorization.create_endpoint_response("introspection")
+    return response
+
+
+_OAUTH_ENDPOINTS = frozenset({"oauth.token", "oauth.revoke", "oauth.introspect"})
+
+
+@bp.errorhandler(Exception)
+def _oauth_error(exc: Exception) -> Response:
+    """Errors before authlib runs (a NUL in the form, a body too large) answer in RFC 6749 form too.
+
+    Only the three OAuth endpoints: there a client library expects ``{"error": …}`` in application/json.
+    A rate limit (429) and a server fault (5xx) stay problems, as documented.
+    """
+    problem = to_problem(exc)
+    g.failed = True
+    if request.endpoint not in _OAUTH_ENDPOINTS or problem.status == 429 or problem.status >= 500:
+        return problem_response(problem)
+    _status, body, headers = InvalidRequestError(description=problem.detail or problem.code)()
+    response: Response = authorization.handle_response(problem.status, dict(body), headers)
     return response
 
 

@@ -80,8 +80,12 @@ def form_body(model: type[BaseModel], examples: Examples | None = None) -> dict[
             "content": {"application/x-www-form-urlencoded": media(schema_of(model), examples)}}
 
 
-def path_parameter(name: str, example_value: str, description: str | None = None) -> dict[str, Any]:
-    parameter: dict[str, Any] = {"name": name, "in": "path", "required": True, "schema": {"type": "string"},
+def path_parameter(name: str, example_value: str, description: str | None = None,
+                   pattern: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if pattern:
+        schema["pattern"] = pattern
+    parameter: dict[str, Any] = {"name": name, "in": "path", "required": True, "schema": schema,
                                  "example": example_value}
     if description:
         parameter["description"] = description
@@ -144,6 +148,39 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
+_HTML_FAILURE = {"description": "an error page", "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _failures_of(operation: dict[str, Any]) -> dict[str, Any]:
+    """The failures any route of its kind can answer, in the media type its other errors use."""
+    responses = operation.get("responses", {})
+    html = any("text/html" in r.get("content", {}) for s, r in responses.items() if s.startswith("2"))
+    documented_400 = responses.get("400")
+
+    def failure(description: str) -> dict[str, Any]:
+        if html:
+            return {**_HTML_FAILURE, "description": description}
+        if documented_400 is not None and "application/problem+json" not in documented_400.get("content", {}):
+            return {**documented_400, "description": description}  # e.g. RFC 6749 errors of the OAuth endpoints
+        return problem(description)
+
+    failures = {
+        "400": failure("a malformed request, e.g. a NUL character in a parameter (invalid_characters)"),
+        "500": problem("internal_error: an unexpected error; nothing was committed"),
+        "503": problem("database_unavailable or signing_key_unavailable: nothing was decided (Retry-After)"),
+    }
+    body = operation.get("requestBody", {}).get("content", {})
+    if body:
+        failures["413"] = failure("payload_too_large: the body exceeds the limit")
+    if "application/json" in body:
+        failures["415"] = problem("unsupported_media_type: send the body as application/json")
+        failures["422"] = problem("validation_failed or unknown_field: the body does not match its schema")
+    if operation.get("security"):
+        failures["401"] = problem("missing_token or invalid_token (WWW-Authenticate: Bearer)")
+        failures["403"] = problem("insufficient_scope")
+    return failures
+
+
 def build(modules: list[ModuleType], issuer: str) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for module in modules:
@@ -151,8 +188,10 @@ def build(modules: list[ModuleType], issuer: str) -> dict[str, Any]:
             merged = paths.setdefault(path, {})
             for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})
-                # Every route can fail this way; listing them keeps schema-driven clients honest.
-                responses.setdefault("default", _PROBLEM_RESPONSE)
+                # Every status a route can answer is listed with its media type (no catch-all "default"),
+                # so a schema-driven client or fuzzer knows all of them.
+                for status, response in _failures_of(operation).items():
+                    responses.setdefault(status, response)
                 merged[method] = operation
     return {
         "openapi": "3.1.0",

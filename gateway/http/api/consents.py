@@ -11,8 +11,10 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
+from werkzeug.routing import BaseConverter
 
 from consent import lifecycle
 from consent import requests as consent_requests
@@ -57,6 +59,19 @@ from gateway.keys.contacts import vault
 from gateway.keys.keyring import signer
 
 bp = Blueprint("consent_api", __name__, url_prefix="/v1")
+
+# A consent id in a path: never the word "verify", so /v1/consents/verify is POST only (its OPTIONS and
+# 405 answers do not offer the GET of /v1/consents/{consent_id}).
+CONSENT_ID_IN_PATH = r"(?!verify$)[A-Za-z0-9_-]{1,64}"
+
+
+class _ConsentIdConverter(BaseConverter):
+    regex = CONSENT_ID_IN_PATH
+
+
+@bp.record_once
+def _converters(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters["consent_id"] = _ConsentIdConverter
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
@@ -230,7 +245,7 @@ def list_consents() -> Response:
     return jsonify(consents=[consent_json(row) for row in rows], next_cursor=next_cursor)
 
 
-@bp.get("/consents/<consent_id>")
+@bp.get("/consents/<consent_id:consent_id>")
 @require("consent:read")
 def get_consent(consent_id: str) -> Response:
     now = utcnow()
@@ -239,7 +254,7 @@ def get_consent(consent_id: str) -> Response:
     return jsonify(consent_json(row))
 
 
-@bp.post("/consents/<consent_id>/revoke")
+@bp.post("/consents/<consent_id:consent_id>/revoke")
 @require("consent:write")
 def revoke_consent(consent_id: str) -> Response:
     body = parse_body(RevokeBody)
@@ -401,17 +416,14 @@ _REVOCATION_CLAIMS = {
 }
 
 _ID = openapi.path_parameter("request_id", EXAMPLE_REQUEST_ID)
-_CONSENT_ID = openapi.path_parameter("consent_id", EXAMPLE_CONSENT_ID)
+_CONSENT_ID = openapi.path_parameter("consent_id", EXAMPLE_CONSENT_ID, pattern=f"^{CONSENT_ID_IN_PATH}$")
 _IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
                 "description": "retries with the same key and body return the same request (200, "
-                               "Idempotent-Replayed: true); the same key with another body is a 409",
-                "schema": {"type": "string", "maxLength": 200}, "example": "order-7731-face-swap"}
-_LIST_PARAMS = [
-    {"name": "status", "in": "query", "schema": {"enum": list(CONSENT_STATUSES)}},
-    {"name": "subject", "in": "query", "schema": {"type": "string"}, "description": "a sub_… id"},
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the last page"},
-]
+                               "Idempotent-Replayed: true); the same key with another body is a 409; a key that "
+                               "is not 1 to 200 visible ASCII characters is a 400 (invalid_idempotency_key)",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200,
+                           "pattern": f"^{_IDEMPOTENCY_KEY.pattern}$"},
+                "example": "order-7731-face-swap"}
 
 PATHS: dict[str, Any] = {
     "/v1/consent-requests": {
@@ -432,8 +444,11 @@ PATHS: dict[str, Any] = {
                     {"operations": ["face_swap", "face_attribute_edit"], "purpose": EXAMPLE_PURPOSE}),
             }),
             "responses": {
-                "201": openapi.json_response("created", ConsentRequestView, {
+                "201": {**openapi.json_response("created", ConsentRequestView, {
                     "pending": openapi.example("Created: send the person to consent_url", _PENDING)}),
+                    "links": {"GetConsentRequest": {"operationId": "getConsentRequest",
+                                                    "parameters": {"request_id": "$response.body#/id"},
+                                                    "description": "poll until granted"}}},
                 "200": openapi.json_response("replay of an earlier call with the same Idempotency-Key",
                                              ConsentRequestView, {
                                                  "replayed": openapi.example("The request created before",
@@ -448,6 +463,7 @@ PATHS: dict[str, Any] = {
     "/v1/consent-requests/{request_id}": {
         "get": {
             "summary": "A consent request of this app: status, and consent_id once granted",
+            "operationId": "getConsentRequest",
             "tags": ["consent"],
             **openapi.protected("consent:read"),
             "parameters": [_ID],
@@ -463,18 +479,25 @@ PATHS: dict[str, Any] = {
             "summary": "This app's consents, newest first",
             "tags": ["consent"],
             **openapi.protected("consent:read"),
-            "parameters": _LIST_PARAMS,
+            "parameters": openapi.query_parameters(ListQuery),
             "responses": {
-                "200": openapi.json_response("a page of consents", ConsentPage, {
+                "200": {**openapi.json_response("a page of consents", ConsentPage, {
                     "one_page": openapi.example("The only page: one active consent",
                                                 {"consents": [_ACTIVE], "next_cursor": None})}),
-                "401": openapi.problem(), "403": openapi.problem(), "422": openapi.problem(),
+                    "links": {"GetFirstConsent": {"operationId": "getConsent",
+                                                  "parameters": {"consent_id": "$response.body#/consents/0/id"}},
+                              "RevokeFirstConsent": {"operationId": "revokeConsent",
+                                                     "parameters": {"consent_id": "$response.body#/consents/0/id"}}}},
+                "401": openapi.problem(), "403": openapi.problem(),
+                "404": openapi.problem("the cursor names no consent of this app (consent_not_found)"),
+                "422": openapi.problem("validation_failed: a query parameter the document does not allow"),
             },
         }
     },
     "/v1/consents/{consent_id}": {
         "get": {
             "summary": "One consent of this app: status, uses, record and revocation (JWS)",
+            "operationId": "getConsent",
             "tags": ["consent"],
             **openapi.protected("consent:read"),
             "parameters": [_CONSENT_ID],
@@ -487,6 +510,7 @@ PATHS: dict[str, Any] = {
     "/v1/consents/{consent_id}/revoke": {
         "post": {
             "summary": "Revoke (or, on_behalf_of_subject, withdraw) a consent; effective immediately",
+            "operationId": "revokeConsent",
             "tags": ["consent"],
             **openapi.protected("consent:write"),
             "parameters": [_CONSENT_ID],

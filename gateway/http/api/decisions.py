@@ -232,8 +232,12 @@ PATHS: dict[str, Any] = {
             "tags": ["decisions"],
             **_EDIT_SCOPES,
             "requestBody": openapi.json_body(DecisionBody, {"face_swap": _DECISION_REQUEST}),
-            "responses": {"201": openapi.json_response("allowed, with a ticket", DecisionAllowed,
-                                                       {"allowed": _DECISION_ALLOWED}),
+            "responses": {"201": {**openapi.json_response("allowed, with a ticket", DecisionAllowed,
+                                                          {"allowed": _DECISION_ALLOWED}),
+                                  "links": {"RecordOutcome": {
+                                      "operationId": "recordOutcome",
+                                      "parameters": {"decision_id": "$response.body#/decision_id"},
+                                      "description": "report whether the allowed edit completed"}}},
                           "401": openapi.problem(), "403": _DENIED, "422": openapi.problem(),
                           "503": openapi.problem("no decision possible now (fail closed)")},
         }
@@ -241,6 +245,7 @@ PATHS: dict[str, Any] = {
     "/v1/decisions/{decision_id}/outcome": {
         "post": {
             "summary": "Record once whether the allowed edit completed or failed, with the output digest",
+            "operationId": "recordOutcome",
             "tags": ["decisions"],
             **_EDIT_SCOPES,
             "parameters": [openapi.path_parameter("decision_id", EXAMPLE_DECISION_ID,
