@@ -81,7 +81,8 @@ def run(backend: str, pg_url: str, examples: int, stateful: int) -> dict[str, An
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 label = f"{method.upper()} {path} [{mode.value}]"
                 try:
-                    _fuzz(operation, mode, examples, ids=ids, headers=headers, count=lambda label=label: sent.update([label]))
+                    _fuzz(operation, mode, examples, ids=ids, headers=headers,
+                          count=lambda label=label: sent.update([label]))
                 except Unsatisfiable:
                     pass
                 except Exception as exc:  # collected and reported: the run goes on to the next operation
