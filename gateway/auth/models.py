@@ -30,6 +30,11 @@ class OAuthClient(Base):
     redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column()
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # RFC 7591 client metadata, shown to people on the consent screen (https URLs, checked at registration).
+    client_uri: Mapped[str | None] = mapped_column(Text, nullable=True)  # the app's home page: its publisher
+    policy_uri: Mapped[str | None] = mapped_column(Text, nullable=True)  # its privacy policy
+    tos_uri: Mapped[str | None] = mapped_column(Text, nullable=True)  # its terms of service
+    logo_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     # authlib ClientMixin protocol -------------------------------------------------------
     def get_client_id(self) -> str:

@@ -7,26 +7,30 @@ refused on the very next request in every process; there is no in-process token 
 from __future__ import annotations
 
 import functools
+import ipaddress
+import re
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
-from authlib.oauth2.rfc6749 import InvalidScopeError, OAuth2Error, grants
+from authlib.oauth2.rfc6749 import InvalidScopeError, JsonRequest, OAuth2Error, grants
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, current_app, g
-from sqlalchemy import select
+from flask import request as current_request
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.local import LocalProxy
 
 from consent.journal import Journal, Party
 from gateway.auth.models import OAuthClient, OAuthToken, secret_hash
-from gateway.core.db import db
+from gateway.core.db import db, standalone
 from gateway.core.problems import Problem
 
 SCOPES = (
@@ -67,6 +71,52 @@ def _token_by_string(token_string: str) -> OAuthToken | None:
     return db.session.scalars(
         select(OAuthToken).where(OAuthToken.access_token_hash == secret_hash(token_string))
     ).first()
+
+
+@dataclass(frozen=True)
+class BearerToken:
+    """An access token as a protected request needs it: read, checked and forgotten within the request.
+
+    authlib's TokenMixin (the part a resource server uses), read with one prebuilt Core statement
+    rather than as an ORM object: nothing in a request changes the token it came with.
+    """
+
+    client_id: str
+    scope: str
+    issued_at: int
+    expires_in: int
+    revoked: bool
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_at(self) -> int:
+        return self.issued_at + self.expires_in
+
+    def is_expired(self) -> bool:
+        return self.get_expires_at() <= int(time.time())
+
+    def is_revoked(self) -> bool:
+        return self.revoked
+
+
+_TOKENS = OAuthToken.__table__.c
+# Built once (a request pays for running it, not for building it); standalone: it runs before the
+# request takes SQLite's write lock, if it takes it at all.
+_BEARER = standalone(
+    select(_TOKENS.client_id, _TOKENS.scope, _TOKENS.issued_at, _TOKENS.expires_in, _TOKENS.revoked)
+    .where(_TOKENS.access_token_hash == bindparam("token_hash"))
+)
+
+
+def _bearer_token(token_string: str) -> BearerToken | None:
+    # Read on every request, never cached: a revocation or expiry is seen by the very next request
+    # in every process.
+    row = db.session.connection().execute(_BEARER, {"token_hash": secret_hash(token_string)}).first()
+    if row is None:
+        return None
+    return BearerToken(client_id=row.client_id, scope=row.scope, issued_at=row.issued_at,
+                       expires_in=row.expires_in, revoked=bool(row.revoked))
 
 
 class _ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
@@ -114,8 +164,8 @@ class _Introspection(IntrospectionEndpoint):  # type: ignore[misc]
 
 
 class _Bearer(BearerTokenValidator):  # type: ignore[misc]
-    def authenticate_token(self, token_string: str) -> OAuthToken | None:
-        return _token_by_string(token_string)
+    def authenticate_token(self, token_string: str) -> BearerToken | None:
+        return _bearer_token(token_string)
 
 
 @dataclass(frozen=True)
@@ -181,11 +231,14 @@ def require(*scopes: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorator
 
 
-def authenticate(*scopes: str) -> OAuthToken:
+def authenticate(*scopes: str) -> BearerToken:
     try:
         # authlib treats a list of scopes as "any of"; each scope is required here, so check them one
         # by one (a decision needs edit:face, an export needs audit:export, never a substitute).
-        token: OAuthToken = _oauth().protector.acquire_token([scopes[0]] if scopes else None)
+        # The request as authlib's bearer validation reads it (method, headers): Flask's own adapter also
+        # builds the full URL, which nothing here reads and which cost as much as the rest of the check.
+        resource_request = JsonRequest(current_request.method, current_request.path, current_request.headers)
+        token: BearerToken = _oauth().protector.validate_request([scopes[0]] if scopes else None, resource_request)
         granted = set(token.scope.split())
         missing = [s for s in scopes if s not in granted]
         if missing:
@@ -198,15 +251,66 @@ def authenticate(*scopes: str) -> OAuthToken:
     return token
 
 
+# RFC 7591 client metadata an app may register to introduce itself on the consent screen.
+CLIENT_METADATA = ("client_uri", "policy_uri", "tos_uri", "logo_uri")
+# RFC 3986 characters only: these URLs end up in pages and (the logo's origin) in the
+# Content-Security-Policy, where a quote, a space or a semicolon must never arrive.
+_URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_DNS_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+_MAX_URI_LENGTH = 2000
+
+
+def _metadata_uri(field: str, uri: str | None) -> str | None:
+    """A client metadata URL as people will open it: https (http only on loopback, for development)."""
+    if uri is None or not uri.strip():
+        return None
+    if len(uri) > _MAX_URI_LENGTH or not _URI_CHARACTERS.fullmatch(uri):
+        raise ValueError(f"{field} must be a URL of at most {_MAX_URI_LENGTH} URI characters (RFC 3986): {uri!r}")
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    loopback = host in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ValueError(f"{field} must be an https URL (http only on loopback, for development): {uri}")
+    if parts.username or parts.password or not _is_host(host):
+        raise ValueError(f"{field} needs a DNS name or an IP address as its host, and no credentials: {uri}")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"{field} has an invalid port: {uri}") from exc
+    return uri
+
+
+def _is_host(host: str) -> bool:
+    if _DNS_NAME.fullmatch(host):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def create_client(
-    session: Session, *, name: str, scope: str, redirect_uris: list[str], actor: Party, journal: Journal, now: datetime
+    session: Session, *, name: str, scope: str, redirect_uris: list[str], actor: Party, journal: Journal,
+    now: datetime, client_uri: str | None = None, policy_uri: str | None = None, tos_uri: str | None = None,
+    logo_uri: str | None = None,
 ) -> tuple[OAuthClient, str]:
-    """Register an app; the secret is returned once and only its hash is kept."""
+    """Register an app; the secret is returned once and only its hash is kept.
+
+    ``client_uri``, ``policy_uri``, ``tos_uri`` and ``logo_uri`` (RFC 7591) introduce the app on the
+    consent screen: its publisher's page, privacy policy, terms and logo.
+    """
     unknown = [s for s in scope.split() if s not in SCOPES]
     if unknown:
         raise ValueError(f"unknown scope(s): {' '.join(unknown)}; known: {' '.join(SCOPES)}")
     if not name.strip():
         raise ValueError("a client needs a name")
+    metadata = {
+        "client_uri": _metadata_uri("client_uri", client_uri),
+        "policy_uri": _metadata_uri("policy_uri", policy_uri),
+        "tos_uri": _metadata_uri("tos_uri", tos_uri),
+        "logo_uri": _metadata_uri("logo_uri", logo_uri),
+    }
     secret = secrets.token_urlsafe(32)
     client = OAuthClient(
         client_id="cli_" + secrets.token_urlsafe(16),
@@ -216,8 +320,10 @@ def create_client(
         redirect_uris=redirect_uris,
         created_at=now,
         disabled=False,
+        **metadata,
     )
     session.add(client)
+    registered = {key: value for key, value in metadata.items() if value is not None}
     journal.record("client.created", actor, client_id=client.client_id,
-                   detail={"name": client.name, "scope": client.scope, "redirect_uris": redirect_uris})
+                   detail={"name": client.name, "scope": client.scope, "redirect_uris": redirect_uris, **registered})
     return client, secret

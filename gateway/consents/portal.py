@@ -13,19 +13,21 @@ what happened before them. Anything raised is rolled back.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
 from consent import errors, jws, lifecycle
 from consent import requests as consent_requests
 from consent.journal import Journal, Party
-from consent.models import CODE_FOR_CONSENT, REQUEST_PENDING, Consent, ConsentRequest, Subject
+from consent.models import CODE_FOR_CONSENT, REQUEST_PENDING, Consent, ConsentRequest, OneTimeCode, Subject
 from consent.notice import NoticeText
 from consent.records import CONSENT_TYP, REVOCATION_TYP, Notice
-from consent.subjects import contact_of, parse_contact
+from consent.subjects import Contact, contact_of, parse_contact
+from gateway.auth.models import OAuthClient
 from gateway.consents.services import (
     app_name,
     authn_for,
@@ -37,10 +39,13 @@ from gateway.consents.services import (
 )
 from gateway.keys.contacts import vault
 from gateway.keys.keyring import signer
+from gateway.registry import algorithms as registry
 
 __all__ = [
     "MY_CONSENTS_SHOWN",
     "WITHDRAWAL_REASON",
+    "AboutApp",
+    "AlgorithmName",
     "Choice",
     "Closed",
     "CodeSent",
@@ -81,6 +86,21 @@ WITHDRAWAL_REASON = "withdrawn by the subject on the portal"
 
 
 @dataclass(frozen=True)
+class AboutApp:
+    """What the app registered about itself (RFC 7591 client metadata), shown beside its name."""
+
+    client_uri: str | None = None  # its web page: who publishes it
+    policy_uri: str | None = None  # its privacy policy
+    tos_uri: str | None = None  # its terms of service
+    logo_uri: str | None = None
+
+    @property
+    def website(self) -> str | None:
+        """The host of ``client_uri``, the name people know the publisher by."""
+        return urlsplit(self.client_uri).hostname if self.client_uri else None
+
+
+@dataclass(frozen=True)
 class Screen:
     """One step of the consent screen for a pending request, with what that step shows."""
 
@@ -90,6 +110,7 @@ class Screen:
     stage: Stage
     notice: NoticeText | None = None  # at "notice": the text whose SHA-256 goes into the record
     masked_contact: str | None = None  # at "contact": the contact the app named, masked (else None)
+    about: AboutApp = field(default_factory=AboutApp)
 
 
 @dataclass(frozen=True)
@@ -176,13 +197,20 @@ def _masked_contact(session: Session, request: ConsentRequest) -> str | None:
     return None if subject is None else contact_of(subject, vault()).masked()
 
 
+def about_app(session: Session, client_id: str) -> AboutApp:
+    client = session.get(OAuthClient, client_id)
+    if client is None:
+        return AboutApp()
+    return AboutApp(client.client_uri, client.policy_uri, client.tos_uri, client.logo_uri)
+
+
 def _screen(session: Session, request: ConsentRequest, stage: Stage, locale: str) -> Screen:
-    name = app_name(session, request.client_id)
+    name, about = app_name(session, request.client_id), about_app(session, request.client_id)
     if stage == "notice":
-        return Screen(request, locale, name, stage, notice=notice_for(session, request, locale))
+        return Screen(request, locale, name, stage, notice=notice_for(session, request, locale), about=about)
     if stage == "contact":
-        return Screen(request, locale, name, stage, masked_contact=_masked_contact(session, request))
-    return Screen(request, locale, name, stage)
+        return Screen(request, locale, name, stage, masked_contact=_masked_contact(session, request), about=about)
+    return Screen(request, locale, name, stage, about=about)
 
 
 def show_request(
@@ -196,11 +224,13 @@ def show_request(
 
 
 def send_code(
-    session: Session, request_id: str, contact: str, *, stage: Stage, ip: str, locale_for: LocaleChooser,
-    journal: Journal, now: datetime,
+    session: Session, request_id: str, contact: str, *, previous_code_id: str | None = None, stage: Stage, ip: str,
+    locale_for: LocaleChooser, journal: Journal, now: datetime,
 ) -> CodeSent | Refused | Closed:
-    """Send a code to the contact the app named, or else to the one the person typed (``contact``).
+    """Send a code to the contact the app named, else to the one the person typed (``contact``).
 
+    "Send a new code" types nothing: the new code goes where ``previous_code_id`` (the code this
+    browser was sent for the request) went, so the browser never has to keep the address itself.
     ``RateLimited`` is raised; its counted hits stay in the session for the caller to commit.
     """
     request, locale = _open(session, request_id, locale_for, journal, now)
@@ -208,12 +238,23 @@ def send_code(
         return _closed(session, request, locale)
     entered = None
     if request.subject_id is None:
-        try:
-            entered = parse_contact(contact)
-        except errors.InvalidContact as exc:
-            return Refused(_screen(session, request, stage, locale), exc)
+        entered = _contact_of_code(session, request, previous_code_id) if not contact.strip() else None
+        if entered is None:
+            try:
+                entered = parse_contact(contact)
+            except errors.InvalidContact as exc:
+                return Refused(_screen(session, request, "contact", locale), exc)
     sent = send_consent_code(session, request, entered, ip=ip, locale=locale, now=now)
     return CodeSent(request.id, sent.code_id, sent.masked_contact)
+
+
+def _contact_of_code(session: Session, request: ConsentRequest, code_id: str | None) -> Contact | None:
+    """The contact an earlier code for this request was sent to (None if there is no such code)."""
+    row = session.get(OneTimeCode, code_id) if code_id else None
+    if row is None or row.purpose != CODE_FOR_CONSENT or row.request_id != request.id:
+        return None
+    subject = session.get(Subject, row.subject_id)
+    return None if subject is None else contact_of(subject, vault())
 
 
 def check_code(
@@ -266,6 +307,15 @@ def decide(
 
 
 @dataclass(frozen=True)
+class AlgorithmName:
+    """How a page names an algorithm: its name and provider beside the filing number."""
+
+    filing_number: str
+    name: str | None  # None: not (or no longer) in the register
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
 class MyConsents:
     consents: list[Consent]  # newest first, statuses brought up to date
     names: dict[str, str]  # app name by client id
@@ -276,12 +326,24 @@ class MyConsent:
     consent: Consent
     app: str
     history: list[dict[str, Any]]  # audit entries under this consent, oldest first (empty unless asked)
+    # Every algorithm the consent or its history names, by filing number.
+    algorithms: dict[str, AlgorithmName] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Receipt:
     consent_id: str
     document: dict[str, Any]
+    app: str = ""
+    algorithms: dict[str, AlgorithmName] = field(default_factory=dict)
+
+
+def _algorithm_names(session: Session, filing_numbers: list[str]) -> dict[str, AlgorithmName]:
+    names = {}
+    for number in dict.fromkeys(filing_numbers):
+        row = registry.get_algorithm(session, number)
+        names[number] = AlgorithmName(number, row.name if row else None, row.provider if row else None)
+    return names
 
 
 def my_consents(session: Session, subject_id: str, *, journal: Journal, now: datetime) -> MyConsents:
@@ -293,7 +355,7 @@ def my_consents(session: Session, subject_id: str, *, journal: Journal, now: dat
 def my_consent(session: Session, consent_id: str, *, subject_id: str, journal: Journal, now: datetime) -> MyConsent:
     """One of the subject's consents (another subject's id reads as unknown: ``ConsentNotFound``)."""
     row = lifecycle.get_consent(session, consent_id, subject_id=subject_id, journal=journal, now=now)
-    return MyConsent(row, app_name(session, row.client_id), [])
+    return MyConsent(row, app_name(session, row.client_id), [], _algorithm_names(session, row.algorithms or []))
 
 
 def consent_details(
@@ -301,16 +363,23 @@ def consent_details(
 ) -> MyConsent:
     """One of the subject's consents with what the audit log says happened under it."""
     row = lifecycle.get_consent(session, consent_id, subject_id=subject_id, journal=journal, now=now)
-    return MyConsent(row, app_name(session, row.client_id), history(session, subject_id, row.id))
+    entries = history(session, subject_id, row.id)
+    named = [*(row.algorithms or []), *(str(e["algorithm"]) for e in entries if e.get("algorithm"))]
+    return MyConsent(row, app_name(session, row.client_id), entries, _algorithm_names(session, named))
 
 
 def receipt(
-    session: Session, consent_id: str, *, subject_id: str, issuer: str, journal: Journal, now: datetime
+    session: Session, consent_id: str, *, subject_id: str, issuer: str, journal: Journal, now: datetime,
+    form: Literal["json", "html"] = "json",
 ) -> Receipt:
-    """The signed record and revocation of one of the subject's consents, decoded for people too."""
+    """The signed record and revocation of one of the subject's consents, decoded for people too.
+
+    ``form`` is how the subject takes it: the JSON download or the printable page (both audited).
+    """
     row = lifecycle.get_consent(session, consent_id, subject_id=subject_id, journal=journal, now=now)
     keys = verification_keys(session)
-    document = {
+    claims = jws.verify(row.record, keys, issuer=issuer, typ=CONSENT_TYP).claims
+    document: dict[str, Any] = {
         "type": "consent-receipt",
         "issuer": issuer,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
@@ -319,13 +388,15 @@ def receipt(
         "record": row.record,
         "revocation": row.revocation,
         # Decoded for people; the JWS above is what proves it (verify it with the JWKS).
-        "record_claims": jws.verify(row.record, keys, issuer=issuer, typ=CONSENT_TYP).claims,
+        "record_claims": claims,
         "revocation_claims": None if row.revocation is None
         else jws.verify(row.revocation, keys, issuer=issuer, typ=REVOCATION_TYP).claims,
     }
     journal.record("receipt.downloaded", Party("subject", subject_id), subject=subject_id,
-                   client_id=row.client_id, consent_id=row.id)
-    return Receipt(row.id, document)
+                   client_id=row.client_id, consent_id=row.id, detail={"form": form})
+    terms = claims.get("consent")
+    algorithms = [str(a) for a in terms.get("algorithms") or []] if isinstance(terms, dict) else []
+    return Receipt(row.id, document, app_name(session, row.client_id), _algorithm_names(session, algorithms))
 
 
 def withdraw(session: Session, consent_id: str, *, subject_id: str, journal: Journal, now: datetime) -> Consent:

@@ -2,39 +2,195 @@
 
 The session lives for one request and is committed at the request boundary (``after_request``),
 so a state change and its audit entry either both land or neither does. Services never commit.
+
+On SQLite a transaction that may write takes the write lock up front (``BEGIN IMMEDIATE``), so two
+writers queue instead of one failing at commit. The BEGIN is sent with the transaction's first
+statement, not before it, so that reads marked :func:`standalone` run first, each its own snapshot,
+without the lock: a request that reads its token and the facts of a decision holds the write lock only
+for its writes. Whatever such a read saw must be re-checked by the write that relies on it (the
+conditional UPDATE of a decision does that). On PostgreSQL the mark changes nothing: every statement of
+a transaction already sees what was committed before it (READ COMMITTED).
+
+Writers to one SQLite file queue on an exclusive ``flock`` of a file beside it before BEGIN IMMEDIATE,
+and let go once their transaction has ended. SQLite's own busy handler polls, sleeping 1, 2, 5, 10 …
+up to 100 ms between tries, so under load the lock sat free while every waiter slept, and a process
+that lost a few tries waited for hundreds of milliseconds; a waiter on ``flock`` is woken by the kernel
+as soon as the lock is free, in whichever process, and the kernel lets go of it if the holder dies
+(kill -9). Writers that do not queue there (another program) still meet SQLite's own lock.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Executable
 
-__all__ = ["Database", "db", "engine_for"]
+__all__ = ["Database", "db", "engine_for", "standalone"]
+
+# A pooled PostgreSQL connection that sat unused for longer than this is checked with one round trip
+# before it is handed out; a connection in steady use is not (``pool_pre_ping`` would cost a round trip
+# on every checkout). A connection that dies while in steady use (a database restart) fails the
+# statement that finds out, whose request answers 503, and SQLAlchemy then drops every pooled
+# connection older than the failure.
+IDLE_PING_SECONDS = 10.0
+_CHECKED_IN = "consent_gateway.checked_in"
+_PENDING_BEGIN = "consent_gateway.pending_begin"
+_STANDALONE = "consent_gateway_standalone_read"
+
+E = TypeVar("E", bound=Executable)
+
+
+def standalone(statement: E) -> E:
+    """Mark a single read that needs no transaction: on SQLite it runs before the write lock is taken.
+
+    For statements built once at import time (marking copies the statement).
+    """
+    return statement.execution_options(**{_STANDALONE: True})
 
 
 def engine_for(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False,
+                                                  "factory": _SQLiteConnection}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; emitting BEGIN IMMEDIATE ourselves
-        # takes the write lock up front, so two writers queue on busy_timeout instead of one of
-        # them failing with "database is locked" at commit.
-        # Read-only sessions (long exports) begin deferred so they never hold the write lock.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
-            "BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE"))
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            writers = os.path.abspath(database) + "-writers"
+            event.listen(engine, "connect", lambda dbapi_connection, _record: dbapi_connection.queue_writers(writers))
+        # pysqlite's own transaction handling defers BEGIN; we emit BEGIN IMMEDIATE ourselves with the
+        # first statement that is not a standalone read. Read-only sessions (long exports) begin
+        # deferred so they never hold the write lock.
+        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "before_cursor_execute", _sqlite_begin_before)
+        event.listen(engine, "commit", _sqlite_end)
+        event.listen(engine, "rollback", _sqlite_end)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    pre_ping = kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     # A dead database must turn into a fast 503, not a request hanging on connect.
-    return create_engine(url, connect_args={"connect_timeout": 3}, **kwargs)
+    engine = create_engine(url, connect_args={"connect_timeout": 3}, **kwargs)
+    if not pre_ping:
+        event.listen(engine, "checkin", _checked_in)
+        event.listen(engine, "checkout", _idle_ping(engine.dialect))
+    return engine
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.info[_PENDING_BEGIN] = "BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE"
+
+
+def _sqlite_begin_before(conn: Any, cursor: Any, _statement: str, _parameters: Any, context: Any,
+                         _executemany: bool) -> None:
+    begin = conn.info.get(_PENDING_BEGIN)
+    if begin is None or (context is not None and context.execution_options.get(_STANDALONE)):
+        return
+    del conn.info[_PENDING_BEGIN]
+    cursor.connection.begin(begin)
+
+
+# While a thread of this process holds the write lock, the interpreter hands the GIL back to it within
+# this long after each statement (the thread asks for the GIL when SQLite returns; with Python's default
+# of 5 ms, request threads busy with other work kept it waiting, and the lock was held for milliseconds
+# per decision while every other writer queued behind it).
+HOLDER_SWITCH_INTERVAL = 0.0002
+_SWITCH_INTERVAL = sys.getswitchinterval()
+
+# Threads at the head of a writer queue: a thread that already holds it (one transaction nested in
+# another's, on a second connection) does not queue behind itself; it meets SQLite's lock, as before.
+_HOLDERS: set[int] = set()
+
+
+class _SQLiteConnection(sqlite3.Connection):
+    """A pysqlite connection that queues writers (see the module docstring) around its transactions."""
+
+    _writers: str | None = None
+    _fd: int | None = None
+    _holder: int | None = None  # the thread that queued, while this connection holds the queue
+
+    def queue_writers(self, path: str) -> None:
+        self._writers = path
+
+    def begin(self, statement: str) -> None:
+        thread = threading.get_ident()
+        if statement != "BEGIN" and self._writers is not None and thread not in _HOLDERS:
+            if self._fd is None:
+                self._fd = os.open(self._writers, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits without the GIL
+            self._holder = thread
+            _HOLDERS.add(thread)
+            sys.setswitchinterval(HOLDER_SWITCH_INTERVAL)
+        try:
+            self.execute(statement)
+        except BaseException:
+            self._let_go()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._let_go()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._let_go()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._let_go()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def _let_go(self) -> None:
+        if self._holder is not None:
+            _HOLDERS.discard(self._holder)
+            self._holder = None
+            if not _HOLDERS:
+                sys.setswitchinterval(_SWITCH_INTERVAL)
+            assert self._fd is not None
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+def _sqlite_end(conn: Any) -> None:
+    # A transaction that ran nothing but standalone reads never began in SQLite: nothing to end.
+    conn.info.pop(_PENDING_BEGIN, None)
+
+
+def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_CHECKED_IN] = time.monotonic()
+
+
+def _idle_ping(dialect: Any) -> Any:
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_CHECKED_IN)
+        if returned is None or time.monotonic() - returned < IDLE_PING_SECONDS:
+            return  # new, or in steady use
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool discards this connection and hands out another (a new one if need be).
+            raise exc.DisconnectionError("a pooled connection is dead") from error
+
+    return ping_if_idle
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

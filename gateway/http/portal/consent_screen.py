@@ -2,7 +2,9 @@
 
 Each view parses the form, calls one service of ``gateway.consents.portal`` and renders the step it
 returns. Refusals that must be remembered — a wrong code (its attempt is counted) or a rate-limited
-send — are *returned* as pages so that the request boundary commits them.
+send — are *returned* as pages so that the request boundary commits them. A code form sent twice
+(a reload of the page that answered a wrong code) is not checked twice: it is redirected to the
+screen, which repeats the answer once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from flask import g, redirect, request, url_for
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from consent import errors
-from consent.operations import LOCALES, OPERATIONS
+from consent.operations import LOCALES
 from gateway.consents import portal
 from gateway.consents.services import RateLimited
 from gateway.core.clock import utcnow
@@ -22,8 +24,8 @@ from gateway.core.db import db
 from gateway.http.context import request_journal
 from gateway.http.portal import session
 from gateway.http.portal.blueprint import bp
-from gateway.http.portal.openapi import html_page
-from gateway.http.portal.pages import code_error, page, rate_limited
+from gateway.http.portal.openapi import CodeForm, ContactForm, DecisionForm, html_page
+from gateway.http.portal.pages import code_error, code_message, listed, op_label, origin, page, rate_limited
 from gateway.i18n import translate
 
 
@@ -34,23 +36,28 @@ def consent_screen(request_id: str) -> tuple[str, int]:
                                  locale_for=session.choose_locale, journal=request_journal(now), now=now)
     if isinstance(screen, portal.Closed):
         return _closed(screen)
-    return _step(screen)
+    said = session.take_flash(request_id)
+    return _step(screen, error=code_message(screen.locale, *said) if said else None)
 
 
 @bp.post("/consent/<request_id>/code")
 def consent_code(request_id: str) -> WerkzeugResponse | tuple[str, int]:
     session.check_csrf()
     now = utcnow()
+    # Empty for "send a new code": it goes where this browser's last code for the request went.
     raw = request.form.get("contact", "")
+    state = session.pending(request_id)
     try:
-        outcome = portal.send_code(db.session, request_id, raw, stage=session.stage(session.pending(request_id), now),
-                                   ip=session.client_ip(), locale_for=session.choose_locale,
-                                   journal=request_journal(now), now=now)
+        outcome = portal.send_code(db.session, request_id, raw, previous_code_id=session.sent_code(state),
+                                   stage=session.stage(state, now), ip=session.client_ip(),
+                                   locale_for=session.choose_locale, journal=request_journal(now), now=now)
     except RateLimited as exc:
         return rate_limited(session.current_locale(), exc)
     if isinstance(outcome, portal.Closed):
         return _closed(outcome)
     if isinstance(outcome, portal.Refused):
+        # Back to entering an address: whatever this browser was sent before is no way forward.
+        session.forget_progress(request_id)
         return _refused(outcome, contact_value=raw[:254])
     session.remember_code(outcome.request_id, outcome.code_id, outcome.masked_contact)
     return redirect(url_for("portal.consent_screen", request_id=outcome.request_id), 303)
@@ -60,6 +67,9 @@ def consent_code(request_id: str) -> WerkzeugResponse | tuple[str, int]:
 def consent_verify(request_id: str) -> WerkzeugResponse | tuple[str, int]:
     session.check_csrf()
     now = utcnow()
+    if not session.fresh_attempt(request_id, request.form.get("attempt")):
+        # Sent before (a reload, the back button, a double click): answered already, not counted again.
+        return redirect(url_for("portal.consent_screen", request_id=request_id), 303)
     state = session.pending(request_id)
     try:
         outcome = portal.check_code(db.session, request_id, code_id=session.sent_code(state),
@@ -71,6 +81,8 @@ def consent_verify(request_id: str) -> WerkzeugResponse | tuple[str, int]:
     if isinstance(outcome, portal.Closed):
         return _closed(outcome)
     if isinstance(outcome, portal.Refused):
+        if isinstance(outcome.reason, errors.CodeRejected):
+            session.remember_refusal(request_id, outcome.reason.code, _attempts_left(outcome.reason))
         return _refused(outcome)
     session.remember_proof(outcome.request_id, outcome.subject_id, outcome.authn, now)
     # Proving the contact here also signs the person in to /me, where they can withdraw later.
@@ -104,12 +116,27 @@ def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
     return _decided(outcome)
 
 
+@bp.post("/consent/<request_id>/start-over")
+def consent_start_over(request_id: str) -> WerkzeugResponse:
+    """This browser forgets what it proved for the request ("use another address", "not you?")."""
+    session.check_csrf()
+    session.start_over(request_id)
+    return redirect(url_for("portal.consent_screen", request_id=request_id), 303)
+
+
+def _attempts_left(reason: errors.CodeRejected) -> int | None:
+    return reason.attempts_left if isinstance(reason, errors.WrongCode) else None
+
+
 # --- rendering ----------------------------------------------------------------------------------------
+
+
+_ANSWERED = {"granted": "done.already_granted", "declined": "done.already_declined", "expired": "done.expired"}
 
 
 def _closed(closed: portal.Closed) -> tuple[str, int]:
     req, locale, name = closed.request, closed.locale, closed.app
-    key = "done.expired" if req.status == "expired" else "done.already"
+    key = _ANSWERED.get(req.status, "done.already")
     return page("done.html", locale, 409 if req.status != "expired" else 410, app=name,
                 message=translate(locale, key, app=name))
 
@@ -117,17 +144,23 @@ def _closed(closed: portal.Closed) -> tuple[str, int]:
 def _step(screen: portal.Screen, *, status: int = 200, error: str | None = None,
           contact_value: str = "") -> tuple[str, int]:
     """Render whichever step this browser is at for the request."""
-    req, locale, name = screen.request, screen.locale, screen.app
+    req, locale, name, about = screen.request, screen.locale, screen.app, screen.about
+    g.img_src_extra = origin(about.logo_uri)
+    state = session.pending(req.id)
+    # Where the app did not name the person, they may start again with another address.
+    start_over = url_for("portal.consent_start_over", request_id=req.id) if req.subject_id is None else None
     if screen.stage == "notice":
-        g.form_action_extra = _origin(req.redirect_uri)
-        return page("notice.html", locale, status, req=req, notice=screen.notice, app=name, error=error)
+        g.form_action_extra = origin(req.redirect_uri)
+        return page("notice.html", locale, status, req=req, notice=screen.notice, app=name, about=about, error=error,
+                    masked=session.masked_contact(state), start_over=start_over)
     if screen.stage == "code":
+        masked = session.masked_contact(state)
         return page("code.html", locale, status, action=url_for("portal.consent_verify", request_id=req.id),
-                    resend=url_for("portal.consent_code", request_id=req.id),
-                    masked=session.pending(req.id).get("masked"), app=name, error=error,
-                    known_contact=req.subject_id is not None)
+                    resend=url_for("portal.consent_code", request_id=req.id), masked=masked,
+                    resend_key="code.resend_to" if masked else None, app=name, about=about, error=error,
+                    attempt=session.attempt_token(req.id), spent=session.code_spent(req.id), start_over=start_over)
     return page("contact.html", locale, status, action=url_for("portal.consent_code", request_id=req.id),
-                masked=screen.masked_contact, app=name, error=error, contact_value=contact_value,
+                masked=screen.masked_contact, app=name, about=about, error=error, contact_value=contact_value,
                 intro=translate(locale, "consent.asks", app=name))
 
 
@@ -152,9 +185,8 @@ def _decided(decided: portal.Decided) -> WerkzeugResponse | tuple[str, int]:
         # Only ever a URI the app registered (checked exactly when the request was created).
         return redirect(_with_query(req.redirect_uri, request_id=req.id, status=req.status), 303)
     if req.status == "granted":
-        labels = [OPERATIONS[o].label(locale) for o in (decided.consent.operations if decided.consent else [])]
-        message = translate(locale, "done.granted", operations=", ".join(labels) if locale == "en"
-                            else "、".join(labels))
+        labels = [op_label(o, locale) for o in (decided.consent.operations if decided.consent else [])]
+        message = translate(locale, "done.granted", operations=listed(locale, labels))
     else:
         message = translate(locale, "done.declined", app=name)
     return page("done.html", locale, app=name, message=message)
@@ -166,20 +198,16 @@ def _with_query(uri: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _origin(uri: str | None) -> str | None:
-    if not uri:
-        return None
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 PATHS: dict[str, Any] = {
     "/consent/{request_id}": html_page("Hosted consent screen: prove the contact, read the notice, decide",
                                        path_param="request_id"),
     "/consent/{request_id}/code": html_page("Send a one-time code to the contact", method="post",
-                                            path_param="request_id"),
-    "/consent/{request_id}/verify": html_page("Check the one-time code", method="post", path_param="request_id"),
+                                            path_param="request_id", form=ContactForm),
+    "/consent/{request_id}/verify": html_page("Check the one-time code", method="post", path_param="request_id",
+                                              form=CodeForm),
     "/consent/{request_id}/decision": html_page("Approve the ticked operations or decline (redirects to the "
                                                 "app's redirect_uri with request_id and status)",
-                                                method="post", path_param="request_id"),
+                                                method="post", path_param="request_id", form=DecisionForm),
+    "/consent/{request_id}/start-over": html_page("Forget the address proved in this browser and enter another "
+                                                  "(\"not you?\")", method="post", path_param="request_id"),
 }

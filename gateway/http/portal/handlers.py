@@ -38,8 +38,12 @@ def _portal_error(exc: Exception) -> tuple[str, int]:
 @bp.after_request
 def _security_headers(response: Response) -> Response:
     form_action = " ".join(filter(None, ["'self'", g.get("form_action_extra")]))
+    # The app's registered logo is the only outside resource, and only its own origin is let in.
+    img_src = " ".join(filter(None, ["'self'", g.get("img_src_extra")]))
+    # Pages that show times load one script of ours (the local time beside UTC); the others run none.
+    script = "script-src 'self'; " if g.get("portal_script") else ""
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+        f"default-src 'none'; {script}style-src 'self'; img-src {img_src}; base-uri 'none'; "
         f"frame-ancestors 'none'; form-action {form_action}"
     )
     response.headers["X-Frame-Options"] = "DENY"

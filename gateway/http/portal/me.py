@@ -2,7 +2,8 @@
 
 Each view parses the form, calls one service (``gateway.consents.portal``, or the code services of
 ``gateway.consents.services``) and renders. A wrong code is *returned* as a page so that its counted
-attempt commits.
+attempt commits; the same form sent again (a reload) is redirected to ``/me`` and not counted.
+Receipts come two ways: the signed JSON to download and a page to read and print.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from typing import Any
 
 from flask import Response, current_app, redirect, request, url_for
+from markupsafe import Markup
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from consent import errors
@@ -24,8 +26,17 @@ from gateway.http.context import request_journal
 from gateway.http.openapi import json_response
 from gateway.http.portal import session
 from gateway.http.portal.blueprint import bp
-from gateway.http.portal.openapi import html_page
-from gateway.http.portal.pages import code_error, error_page, op_label, page, rate_limited, shown_log_time
+from gateway.http.portal.openapi import CodeForm, ContactForm, html_page
+from gateway.http.portal.pages import (
+    code_error,
+    code_message,
+    error_page,
+    op_label,
+    page,
+    rate_limited,
+    shown_epoch,
+    shown_log_time,
+)
 from gateway.i18n import translate
 
 
@@ -33,9 +44,11 @@ def _login_page(locale: str, *, status: int = 200, error: str | None = None,
                 contact_value: str = "") -> tuple[str, int]:
     pending = session.login_code()
     if pending is not None and pending.get("code") is not None:
+        # "Send a new code" asks for the address again (it is not kept), as it does for an unknown one.
         return page("code.html", locale, status, action=url_for("portal.me_verify"),
                     resend=url_for("portal.me_code"), masked=pending.get("masked"), app=None, error=error,
-                    known_contact=False, sent_key="me.login.sent")
+                    sent_key="me.login.sent", attempt=session.attempt_token(None), spent=session.code_spent(None),
+                    resend_key="me.login.again")
     return page("contact.html", locale, status, action=url_for("portal.me_code"), masked=None, app=None,
                 error=error, contact_value=contact_value, intro=translate(locale, "me.login"))
 
@@ -46,7 +59,8 @@ def me() -> tuple[str, int]:
     locale = session.choose_locale()
     subject_id = session.me(now)
     if subject_id is None:
-        return _login_page(locale)
+        said = session.take_flash(None)
+        return _login_page(locale, error=code_message(locale, *said) if said else None)
     mine = portal.my_consents(db.session, subject_id, journal=request_journal(now), now=now)
     return page("me.html", locale, consents=mine.consents, names=mine.names)
 
@@ -80,6 +94,9 @@ def me_verify() -> WerkzeugResponse | tuple[str, int]:
     session.check_csrf()
     now = utcnow()
     locale = session.choose_locale()
+    if not session.fresh_attempt(None, request.form.get("attempt")):
+        # Sent before (a reload of the wrong-code page): answered already, not counted again.
+        return redirect(url_for("portal.me"), 303)
     pending = session.login_code()
     code_id = pending.get("code") if pending is not None else None
     try:
@@ -88,6 +105,10 @@ def me_verify() -> WerkzeugResponse | tuple[str, int]:
     except RateLimited as exc:
         return rate_limited(locale, exc)
     except errors.CodeRejected as exc:
+        if pending is not None:
+            # "No code" is what an unknown address always gets; it must not look different from a known one's.
+            session.remember_refusal(None, exc.code, exc.attempts_left if isinstance(exc, errors.WrongCode) else None,
+                                     final=not isinstance(exc, errors.CodeNotFound))
         return _login_page(locale, status=400, error=code_error(locale, exc))
     session.sign_in(subject.id, now)
     return redirect(url_for("portal.me"), 303)
@@ -110,7 +131,9 @@ def me_consent(consent_id: str) -> WerkzeugResponse | tuple[str, int]:
     mine = portal.consent_details(db.session, consent_id, subject_id=subject_id, journal=request_journal(now),
                                   now=now)
     return page("consent.html", locale, consent=mine.consent, app=mine.app,
-                lines=_history_lines(locale, mine.history), withdrawn=request.args.get("done") == "withdrawn")
+                algorithms=[algorithm_label(locale, mine.algorithms, n) for n in mine.consent.algorithms or []],
+                lines=_history_lines(locale, mine.history, mine.algorithms),
+                withdrawn=request.args.get("done") == "withdrawn")
 
 
 @bp.get("/me/consents/<consent_id>/receipt")
@@ -127,6 +150,24 @@ def me_receipt(consent_id: str) -> WerkzeugResponse:
         mimetype="application/json",
         headers={"Content-Disposition": f'attachment; filename="consent-{receipt.consent_id}.json"'},
     )
+
+
+@bp.get("/me/consents/<consent_id>/receipt.html")
+def me_receipt_page(consent_id: str) -> WerkzeugResponse | tuple[str, int]:
+    """The receipt to read and print: what the signed record says, in words, beside the record itself."""
+    now = utcnow()
+    locale = session.choose_locale()
+    subject_id = session.me(now)
+    if subject_id is None:
+        return redirect(url_for("portal.me"), 303)
+    receipt = portal.receipt(db.session, consent_id, subject_id=subject_id,
+                             issuer=str(current_app.config["ISSUER"]).rstrip("/"), journal=request_journal(now),
+                             now=now, form="html")
+    claims = receipt.document["record_claims"]
+    terms = claims.get("consent", {})
+    return page("receipt.html", locale, receipt=receipt, doc=receipt.document, claims=claims, terms=terms,
+                revoked=receipt.document["revocation_claims"], epoch=shown_epoch,
+                algorithms=[algorithm_label(locale, receipt.algorithms, n) for n in terms.get("algorithms") or []])
 
 
 @bp.get("/me/consents/<consent_id>/withdraw")
@@ -157,15 +198,33 @@ def me_withdraw(consent_id: str) -> WerkzeugResponse | tuple[str, int]:
     return redirect(url_for("portal.me_consent", consent_id=row.id, done="withdrawn"), 303)
 
 
-def _history_lines(locale: str, entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def algorithm_label(locale: str, names: dict[str, portal.AlgorithmName], filing_number: str) -> str:
+    """An algorithm as people know it: its name (and provider) with its filing number."""
+    known = names.get(filing_number)
+    if known is None or known.name is None:
+        return translate(locale, "algorithm.unregistered", filing_number=filing_number)
+    return translate(locale, "algorithm.named", name=known.name, provider=known.provider or "",
+                     filing_number=filing_number)
+
+
+def reason_text(locale: str, reason: object) -> str:
+    """A deny reason code in words (the code itself only for one this version does not know)."""
+    try:
+        return translate(locale, f"reason.{reason}")
+    except KeyError:
+        return translate(locale, "reason.other", reason=reason)
+
+
+def _history_lines(locale: str, entries: list[dict[str, Any]],
+                   names: dict[str, portal.AlgorithmName]) -> list[tuple[Markup, str]]:
     """The audit entries under a consent, worded for the person: (when, what) per entry."""
     lines = []
     for entry in entries:
         action = str(entry.get("action", ""))
         values = {
             "operation": op_label(entry.get("operation", ""), locale),
-            "algorithm": entry.get("algorithm", ""),
-            "reason": entry.get("reason", ""),
+            "algorithm": algorithm_label(locale, names, str(entry.get("algorithm", ""))),
+            "reason": reason_text(locale, entry.get("reason", "")),
             "action": action,
         }
         try:
@@ -178,15 +237,20 @@ def _history_lines(locale: str, entries: list[dict[str, Any]]) -> list[tuple[str
 
 PATHS: dict[str, Any] = {
     "/me": html_page("My consents (sign in with a one-time code)"),
-    "/me/code": html_page("Send a sign-in code", method="post"),
-    "/me/verify": html_page("Check the sign-in code", method="post"),
+    "/me/code": html_page("Send a sign-in code", method="post", form=ContactForm),
+    "/me/verify": html_page("Check the sign-in code", method="post", form=CodeForm),
     "/me/logout": html_page("Sign out", method="post"),
     "/me/consents/{consent_id}": html_page("One consent: status, operations, history of decisions",
                                            path_param="consent_id"),
     "/me/consents/{consent_id}/receipt": {"get": {
         "summary": "Download the signed record and revocation (JSON receipt)", "tags": ["portal"],
-        "parameters": [{"name": "consent_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "responses": {"200": json_response("receipt"), "303": {"description": "sign in first"}}}},
+        "parameters": [{"name": "consent_id", "in": "path", "required": True,
+                        "schema": {"type": "string", "minLength": 1}}],
+        "responses": {"200": json_response("receipt"), "303": {"description": "sign in first"},
+                      "4XX": {"description": "HTML page explaining what to do",
+                              "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+    "/me/consents/{consent_id}/receipt.html": html_page("The receipt to read and print (what the signed record "
+                                                        "says, in words)", path_param="consent_id"),
     "/me/consents/{consent_id}/withdraw": {
         **html_page("Confirm withdrawal", path_param="consent_id"),
         **html_page("Withdraw (after confirmation)", method="post", path_param="consent_id"),

@@ -1,8 +1,9 @@
 """What the portal keeps per browser: locale, CSRF token, sign-in to ``/me`` and progress on consent screens.
 
 State between steps lives in Flask's signed session cookie (HttpOnly, SameSite=Lax, Secure behind
-https), so any gateway process can serve any step; it holds ids and times only, never a contact
-address. Only this module reads or writes that cookie.
+https), so any gateway process can serve any step; it holds ids, times, random form tokens and the
+masked contact (``a***@example.com``), never a contact address: a new code goes where the code id
+it keeps went. Only this module reads or writes that cookie.
 """
 
 from __future__ import annotations
@@ -99,15 +100,38 @@ def set_pending(request_id: str, state: dict[str, Any]) -> None:
 
 
 def remember_code(request_id: str, code_id: str | None, masked_contact: str) -> None:
-    set_pending(request_id, {"code": code_id, "masked": masked_contact})
+    # The attempt token survives a new code: a code form still open in another tab stays usable.
+    kept = {k: v for k, v in pending(request_id).items() if k == _ATTEMPT}
+    set_pending(request_id, {**kept, "code": code_id, "masked": masked_contact})
 
 
 def remember_proof(request_id: str, subject_id: str, authn: str, now: datetime) -> None:
-    set_pending(request_id, {"sub": subject_id, "at": int(now.timestamp()), "authn": authn})
+    # The masked contact stays, so that the notice can say whom the code proved ("not you?").
+    # The attempt token stays too: the code form sent again (a double click) is then seen as sent before.
+    kept = {k: v for k, v in pending(request_id).items() if k in ("masked", _ATTEMPT)}
+    set_pending(request_id, {**kept, "sub": subject_id, "at": int(now.timestamp()), "authn": authn})
 
 
 def forget_progress(request_id: str) -> None:
     set_pending(request_id, {})
+
+
+def start_over(request_id: str) -> None:
+    """Forget what this browser proved for the request ("not you?", "use another address").
+
+    Whoever proved the contact here was also signed in to /me; the person now at the keyboard says
+    they are someone else, so that sign-in ends too.
+    """
+    proved = pending(request_id).get("sub")
+    forget_progress(request_id)
+    signed_in = session.get("me")
+    if isinstance(proved, str) and isinstance(signed_in, dict) and signed_in.get("sub") == proved:
+        session.pop("me", None)
+
+
+def masked_contact(state: dict[str, Any]) -> str | None:
+    masked = state.get("masked")
+    return masked if isinstance(masked, str) else None
 
 
 def _verified_subject(state: dict[str, Any], now: datetime) -> str | None:
@@ -125,6 +149,7 @@ def stage(state: dict[str, Any], now: datetime) -> Stage:
 
 
 def sent_code(state: dict[str, Any]) -> str | None:
+    """The id of the latest code sent to this browser for the request (to check it, or send a new one)."""
     code = state.get("code")
     return code if isinstance(code, str) else None
 
@@ -171,8 +196,91 @@ def login_code() -> dict[str, Any] | None:
 
 def remember_login_code(sent: SentCode) -> None:
     # An unknown contact gets a dead code id, so the next page looks the same either way.
-    session["me_pending"] = {"code": sent.code_id or "otp_none", "masked": sent.masked_contact}
+    kept = {k: v for k, v in _code_state(None).items() if k == _ATTEMPT}
+    session["me_pending"] = {**kept, "code": sent.code_id or "otp_none", "masked": sent.masked_contact}
 
 
 def forget_login_code() -> None:
     session.pop("me_pending", None)
+
+
+# --- one-time code forms: attempts, refusals and what the next page says ------------------------------
+#
+# ``where`` is a consent request id, or None for the sign-in to /me. Each code form carries an attempt
+# token; a form whose token was already spent is a resubmission (a reload of the page a wrong code
+# answered, the back button, a double click) and is not checked again, so it does not cost an attempt.
+# A form without a token is checked and counted as before: counting is the safe side.
+
+_ATTEMPT = "try"
+_SAID = "said"
+_FLASH = "flash"
+_SPENT = "spent"
+# Refusals after which the code cannot work any more: the page offers a new code instead of Confirm.
+_TERMINAL = frozenset({"code_attempts_exhausted", "code_expired", "code_used", "code_not_found"})
+
+
+def _code_state(where: str | None) -> dict[str, Any]:
+    if where is not None:
+        return pending(where)
+    state = session.get("me_pending")
+    return dict(state) if isinstance(state, dict) else {}
+
+
+def _set_code_state(where: str | None, state: dict[str, Any]) -> None:
+    if where is not None:
+        set_pending(where, state)
+    else:
+        session["me_pending"] = state
+
+
+def attempt_token(where: str | None) -> str:
+    """The token of the code form rendered now (made once, kept until an attempt spends it)."""
+    state = _code_state(where)
+    token = state.get(_ATTEMPT)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(12)
+        _set_code_state(where, {**state, _ATTEMPT: token})
+    return token
+
+
+def fresh_attempt(where: str | None, presented: str | None) -> bool:
+    """Whether to check the submitted code; a fresh form's token is spent now.
+
+    False for a resubmitted form: the caller redirects to the page, which repeats the last answer once.
+    """
+    state = _code_state(where)
+    current = state.get(_ATTEMPT)
+    if presented and isinstance(current, str) and not hmac.compare_digest(presented.encode(), current.encode()):
+        said = state.get(_SAID)
+        _set_code_state(where, {**state, **({_FLASH: said} if isinstance(said, dict) else {})})
+        return False
+    _set_code_state(where, {**state, _ATTEMPT: secrets.token_urlsafe(12)})
+    return True
+
+
+def remember_refusal(where: str | None, code: str, attempts_left: int | None, *, final: bool = True) -> None:
+    """What a rejected code was told, to repeat it on a resubmission; a dead code is marked spent.
+
+    ``final=False`` never marks the code spent (the caller must not reveal that no code exists).
+    """
+    state = _code_state(where)
+    spent = final and (code in _TERMINAL or attempts_left == 0)
+    _set_code_state(where, {**state, _SAID: {"code": code, "left": attempts_left}, _SPENT: spent})
+
+
+def take_flash(where: str | None) -> tuple[str, int | None] | None:
+    """The answer to repeat on this page, once: (refusal code, attempts left)."""
+    state = _code_state(where)
+    flash = state.pop(_FLASH, None)
+    if flash is None:
+        return None
+    _set_code_state(where, state)
+    if not isinstance(flash, dict) or not isinstance(flash.get("code"), str):
+        return None
+    left = flash.get("left")
+    return str(flash["code"]), left if isinstance(left, int) else None
+
+
+def code_spent(where: str | None) -> bool:
+    """Whether the code sent to this browser can no longer work (used up, expired, replaced)."""
+    return bool(_code_state(where).get(_SPENT))
