@@ -48,3 +48,9 @@ class InvalidSignatureError(VerificationError):
 
 class UnverifiedNoteError(VerificationError):
     """No signature on a note comes from a trusted key."""
+
+
+class ProofUnavailable(AuditError):
+    """The hashes a proof needs are not stored (out of range, or purged by retention)."""
+
+    code = "proof_unavailable"

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -104,6 +105,24 @@ class Entry(Base):
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
+class Node(Base):
+    """An interior node of a shard's Merkle tree: the hash of the complete, aligned subtree of ``2**level``
+    leaves that starts at leaf ``index << level``, written by the sequencer when the subtree is complete.
+
+    With them an RFC 9162 proof reads O(log n) hashes instead of every leaf hash of its range. Only levels
+    from ``audit.tree.STORED_FROM_LEVEL`` up are kept (an eighth as many rows as entries): a lower subtree
+    is at most a few leaf hashes away. Derived data, checked by whoever verifies a proof against a signed
+    root; removed with its shard's entries by retention.
+    """
+
+    __tablename__ = "audit_nodes"
+
+    shard: Mapped[str] = mapped_column(String(7), primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column("idx", BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
 class Shard(Base):
     """One Merkle tree a calendar month; its frontier lets the sequencer extend it in O(log n)."""
 
@@ -135,6 +154,24 @@ class Checkpoint(Base):
     note: Mapped[str] = mapped_column(Text)
     kid: Mapped[str] = mapped_column(String(64))
     final: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class WitnessCosignature(Base):
+    """A witness's cosignature line on one of the log's checkpoints (c2sp.org/tlog-cosignature).
+
+    ``witness`` is the witness key's name and ID (``name+hexid``). Served appended to the checkpoint's note
+    and put into export bundles; the latest size a witness cosigned for a shard is where the next
+    consistency proof sent to it starts.
+    """
+
+    __tablename__ = "audit_cosignatures"
+
+    shard: Mapped[str] = mapped_column(String(7), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(300), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    cosigned_at: Mapped[datetime] = mapped_column()
     created_at: Mapped[datetime] = mapped_column()
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+from audit import witness
 from audit.errors import AuditError
 from audit.models import Checkpoint, Entry
 
@@ -70,3 +71,8 @@ def latest_checkpoint(session: Session, shard: str | None) -> Checkpoint | None:
         query = query.where(Checkpoint.shard == shard)
     return session.scalars(query).first()
 
+
+
+def checkpoint_note(session: Session, checkpoint: Checkpoint) -> str:
+    """The checkpoint's signed note with the witnesses' cosignature lines it has gathered appended."""
+    return witness.with_cosignatures(session, checkpoint)

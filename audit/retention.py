@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Select, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from audit.errors import AuditError
-from audit.models import Checkpoint, Entry, Purge, PurgePermit, Shard
+from audit.models import Checkpoint, Entry, Node, Purge, PurgePermit, Shard
 from audit.sequencer import partition_name
 
 MINIMUM_RETENTION_DAYS = 183  # six months: below this a purge is refused, whatever the config says
@@ -97,10 +97,10 @@ def sweep(session: Session, limit: int = 5000, lock_timeout: str = LOCK_TIMEOUT)
             session.execute(text(f"ALTER TABLE audit_entries DETACH PARTITION {name}"))
             session.execute(text(f"DROP TABLE {name}"))
             return max(record.entry_count if record is not None else 0, 1)
-        return 0
+        return _sweep_nodes(session, purged, limit)
     leftover = session.scalar(select(Entry.shard).where(Entry.shard.in_(purged)).limit(1))
     if leftover is None:
-        return 0
+        return _sweep_nodes(session, purged, limit)
     first = session.scalar(select(func.min(Entry.seq)).where(Entry.shard == leftover)) or 0
     session.add(PurgePermit(shard=leftover))
     session.flush()
@@ -108,3 +108,21 @@ def sweep(session: Session, limit: int = 5000, lock_timeout: str = LOCK_TIMEOUT)
                            execution_options={"synchronize_session": False})
     session.execute(delete(PurgePermit).where(PurgePermit.shard == leftover))
     return int(getattr(done, "rowcount", 0) or 0)
+
+
+def _sweep_nodes(session: Session, purged: Select[str], limit: int) -> int:
+    """Remove up to ``limit`` interior nodes (``audit.tree``) of purged shards, once their entries are gone.
+
+    A level's nodes are numbered from 0 without gaps, so the lowest ``limit`` indices of the lowest level
+    left are one piece, deleted by a range on the primary key on both databases.
+    """
+    found = session.execute(
+        select(Node.shard, Node.level, func.min(Node.index)).where(Node.shard.in_(purged))
+        .group_by(Node.shard, Node.level).order_by(Node.shard, Node.level).limit(1)
+    ).first()
+    if found is None:
+        return 0
+    shard, level, lowest = found
+    done = session.execute(delete(Node).where(Node.shard == shard, Node.level == level, Node.index < lowest + limit),
+                           execution_options={"synchronize_session": False})
+    return max(int(getattr(done, "rowcount", 0) or 0), 1)

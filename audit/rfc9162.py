@@ -267,8 +267,10 @@ class MerkleFrontier:
         clone._nodes = list(self._nodes)
         return clone
 
-    def append(self, leaf: bytes) -> None:
-        self._push(0, leaf)
+    def append(self, leaf: bytes, completed: list[tuple[int, int, bytes]] | None = None) -> None:
+        """Append one leaf hash; ``completed`` (if given) receives the (level, index, hash) of every complete
+        aligned subtree of level >= 1 that this leaf closes, lowest first (a sequencer stores them)."""
+        self._push(0, leaf, completed)
 
     def extend(self, leaf_hashes: Sequence[bytes]) -> None:
         self.merge(MerkleFrontier.of_leaves(self._end, leaf_hashes))
@@ -280,7 +282,7 @@ class MerkleFrontier:
         for level, digest in other._nodes:
             self._push(level, digest)
 
-    def _push(self, level: int, digest: bytes) -> None:
+    def _push(self, level: int, digest: bytes, completed: list[tuple[int, int, bytes]] | None = None) -> None:
         nodes = self._nodes
         nodes.append((level, digest))
         self._end += 1 << level
@@ -289,7 +291,10 @@ class MerkleFrontier:
         while len(nodes) >= 2 and nodes[-1][0] == nodes[-2][0] and self._end % (2 << nodes[-1][0]) == 0:
             top_level, right_hash = nodes.pop()
             _, left_hash = nodes.pop()
-            nodes.append((top_level + 1, node_hash(left_hash, right_hash)))
+            merged = node_hash(left_hash, right_hash)
+            nodes.append((top_level + 1, merged))
+            if completed is not None:
+                completed.append((top_level + 1, (self._end >> (top_level + 1)) - 1, merged))
 
     def root(self) -> bytes:
         """MTH(D[0:end]); only a frontier (begin == 0) has a root."""

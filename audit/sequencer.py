@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 from audit import signed_note
 from audit.bundle import shard_origin
 from audit.log import rfc3339
-from audit.models import Checkpoint, Entry, QueuedEntry, Shard
+from audit.models import Checkpoint, Entry, Node, QueuedEntry, Shard
 from audit.rfc9162 import MerkleFrontier, leaf_hash
+from audit.tree import node_rows
 
 # Any constant works; it only has to be the same in every gateway process.
 ADVISORY_LOCK_KEY = 0x6175646974  # "audit"
@@ -102,8 +103,9 @@ class _Tree:
     """The open shard while a batch is integrated.
 
     The frontier stays decoded in memory for the whole batch (decoding and re-encoding it per entry cost
-    more than hashing the entry), and the batch's entries are inserted with one multi-row statement;
-    ``flush`` writes both back before anything reads the shard row (a checkpoint, the month's close).
+    more than hashing the entry), and the batch's entries are inserted with one multi-row statement, the
+    interior nodes they complete (``audit.tree``) with another; ``flush`` writes all back before anything
+    reads the shard row (a checkpoint, the month's close).
     """
 
     def __init__(self, session: Session, shard: Shard) -> None:
@@ -111,13 +113,14 @@ class _Tree:
         self.shard = shard
         self.frontier = MerkleFrontier.from_bytes(shard.frontier)
         self.rows: list[dict[str, Any]] = []
+        self.completed: list[tuple[int, int, bytes]] = []
 
     def add(self, body: dict[str, Any], queued: bytes | None = None) -> None:
         """Append ``body``; ``queued`` is its JCS form as queued (without position), when there is one."""
         shard = self.shard
         data = positioned(body, shard.shard, shard.size, queued)
         digest = leaf_hash(data)
-        self.frontier.append(digest)
+        self.frontier.append(digest, self.completed)
         self.rows.append({
             "shard": shard.shard,
             "seq": shard.size,
@@ -136,6 +139,10 @@ class _Tree:
             # A Core insert of plain rows: the ORM's per-object bookkeeping would cost more than the hashing.
             self.session.connection().execute(_INSERT_ENTRY, self.rows)
             self.rows = []
+        nodes = node_rows(self.shard.shard, self.completed)
+        self.completed = []
+        if nodes:
+            self.session.connection().execute(_INSERT_NODE, nodes)
         self.shard.frontier = self.frontier.to_bytes()
 
 
@@ -172,6 +179,7 @@ def positioned(body: dict[str, Any], shard: str, seq: int, queued: bytes | None 
 
 _POSITION = frozenset({"seq", "shard"})
 _INSERT_ENTRY = insert(Entry.metadata.tables[Entry.__tablename__])
+_INSERT_NODE = insert(Node.metadata.tables[Node.__tablename__])
 
 
 def close_months(session: Session, signer: NoteSigner, issuer: str, now: datetime) -> str | None:

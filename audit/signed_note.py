@@ -1,11 +1,17 @@
-"""C2SP signed notes (https://c2sp.org/signed-note) with Ed25519, and tlog checkpoints
-(https://c2sp.org/tlog-checkpoint).
+"""C2SP signed notes (https://c2sp.org/signed-note) with Ed25519, tlog checkpoints
+(https://c2sp.org/tlog-checkpoint) and witness cosignatures (https://c2sp.org/tlog-cosignature, Ed25519
+``cosignature/v1``).
 
 Standard library and ``cryptography`` only, so the offline verifier can use it.
 
 A note is ``text + "\\n" + signature lines``; a signature line is ``— <key name> base64(key ID || sig)``
 with an em dash (U+2014). A key ID is the first four bytes of SHA-256(name || 0x0A || 0x01 || public key),
 and a verifier key is written ``<name>+<hex key ID>+base64(0x01 || public key)``.
+
+A cosignature is one more signature line on a checkpoint, by a witness that checked the checkpoint is
+consistent with every earlier one it saw: key ID SHA-256(name || 0x0A || 0x04 || public key)[:4], the line's
+bytes are key ID || 8-byte big-endian POSIX time || Ed25519 signature over
+``"cosignature/v1\ntime <time>\n" + checkpoint text``; its vkey has type byte 0x04.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from audit.errors import FormatError, InvalidSignatureError, UnverifiedNoteError
 
 ED25519 = 0x01
+COSIGNATURE_V1 = 0x04
+_TIMESTAMP_SIZE = 8
 _ED25519_KEY_SIZE = 32
 _ED25519_SIGNATURE_SIZE = 64
 _KEY_ID_SIZE = 4
@@ -51,6 +59,24 @@ class Verifier:
 
 
 @dataclass(frozen=True)
+class Cosigner:
+    """A trusted witness: the name and key ID its cosignature lines carry, and its Ed25519 key."""
+
+    name: str
+    key_id: int
+    public_key: bytes
+
+
+@dataclass(frozen=True)
+class Cosignature:
+    """A cosignature line that verified: which witness, when it cosigned (POSIX seconds), the line itself."""
+
+    name: str
+    timestamp: int
+    line: str
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     """The body of a tlog checkpoint: the log's origin, its tree size and the RFC 9162 root hash."""
 
@@ -60,20 +86,32 @@ class Checkpoint:
     extensions: tuple[str, ...] = ()
 
 
-def key_id(name: str, public_key_bytes: bytes) -> int:
+def key_id(name: str, public_key_bytes: bytes, kind: int = ED25519) -> int:
     _check_key_name(name)
-    digest = hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key_bytes).digest()
+    digest = hashlib.sha256(name.encode() + b"\n" + bytes([kind]) + public_key_bytes).digest()
     return int.from_bytes(digest[:_KEY_ID_SIZE], "big")
 
 
-def vkey_for(name: str, public_key_bytes: bytes) -> str:
-    """The verifier key string of an Ed25519 public key under ``name``."""
+def vkey_for(name: str, public_key_bytes: bytes, kind: int = ED25519) -> str:
+    """The verifier key string of an Ed25519 public key under ``name`` (``kind`` COSIGNATURE_V1: a witness's)."""
     _check_public_key(public_key_bytes)
-    encoded = base64.b64encode(bytes([ED25519]) + public_key_bytes).decode()
-    return f"{name}+{key_id(name, public_key_bytes):08x}+{encoded}"
+    encoded = base64.b64encode(bytes([kind]) + public_key_bytes).decode()
+    return f"{name}+{key_id(name, public_key_bytes, kind):08x}+{encoded}"
 
 
 def parse_vkey(vkey: str) -> Verifier:
+    """A note signer's verifier key (type 0x01)."""
+    name, kid, public_key = _parse_vkey(vkey, ED25519)
+    return Verifier(name=name, key_id=kid, public_key=public_key)
+
+
+def parse_cosigner_vkey(vkey: str) -> Cosigner:
+    """A witness's verifier key (type 0x04, tlog-cosignature)."""
+    name, kid, public_key = _parse_vkey(vkey, COSIGNATURE_V1)
+    return Cosigner(name=name, key_id=kid, public_key=public_key)
+
+
+def _parse_vkey(vkey: str, kind: int) -> tuple[str, int, bytes]:
     # The base64 part may itself contain '+', and the name may not, so split from the left.
     name, sep1, rest = vkey.partition("+")
     hex_id, sep2, encoded = rest.partition("+")
@@ -81,16 +119,17 @@ def parse_vkey(vkey: str) -> Verifier:
         raise FormatError(f"malformed verifier key {vkey!r}")
     _check_key_name(name)
     raw = _b64decode(encoded, f"verifier key {vkey!r}")
-    if len(raw) != 1 + _ED25519_KEY_SIZE or raw[0] != ED25519:
-        raise FormatError(f"verifier key {vkey!r} is not an Ed25519 key")
+    if len(raw) != 1 + _ED25519_KEY_SIZE or raw[0] != kind:
+        what = "an Ed25519 key" if kind == ED25519 else "an Ed25519 cosigner (witness) key"
+        raise FormatError(f"verifier key {vkey!r} is not {what}")
     public_key = raw[1:]
     try:
         Ed25519PublicKey.from_public_bytes(public_key)
     except ValueError as exc:
         raise FormatError(f"verifier key {vkey!r} is not a valid Ed25519 key") from exc
-    if key_id(name, public_key) != int(hex_id, 16):
+    if key_id(name, public_key, kind) != int(hex_id, 16):
         raise FormatError(f"verifier key {vkey!r} has a key ID that does not match its key")
-    return Verifier(name=name, key_id=int(hex_id, 16), public_key=public_key)
+    return name, int(hex_id, 16), public_key
 
 
 def sign_note(body: str, name: str, sign: Callable[[bytes], bytes], public_key_bytes: bytes) -> str:
@@ -127,6 +166,63 @@ def open_note(note: str, verifiers: Iterable[Verifier]) -> tuple[str, list[str]]
         signers = ", ".join(f"{name} ({kid:08x})" for name, kid, _ in signatures)
         raise UnverifiedNoteError(f"note is not signed by a trusted key (signed by {signers})")
     return text, verified
+
+
+def cosign(body: str, name: str, sign: Callable[[bytes], bytes], public_key_bytes: bytes, timestamp: int) -> str:
+    """A witness's cosignature line on the checkpoint text ``body`` (ending with a newline)."""
+    _check_text(body)
+    if not body.endswith("\n"):
+        raise FormatError("note text must end with a newline")
+    if not 0 <= timestamp < 1 << 63:
+        raise FormatError("a cosignature time is a POSIX time below 2**63")
+    signature = sign(_cosigned_message(body, timestamp))
+    if len(signature) != _ED25519_SIGNATURE_SIZE:
+        raise ValueError("sign() must return a 64-byte Ed25519 signature")
+    blob = (key_id(name, public_key_bytes, COSIGNATURE_V1).to_bytes(_KEY_ID_SIZE, "big")
+            + timestamp.to_bytes(_TIMESTAMP_SIZE, "big") + signature)
+    return f"{_SIGNATURE_PREFIX}{name} {base64.b64encode(blob).decode()}\n"
+
+
+def cosignatures(note: str, cosigners: Iterable[Cosigner]) -> list[Cosignature]:
+    """The cosignatures on ``note`` by the trusted witnesses ``cosigners`` (one per witness at most).
+
+    Lines by others are ignored. Raises InvalidSignatureError when a trusted witness's line does not
+    verify, FormatError for a malformed note. Says nothing about the log's own signature (``open_note``).
+    """
+    text, signatures = _split(note)
+    known = {(c.name, c.key_id): c for c in cosigners}
+    found: dict[str, Cosignature] = {}
+    for line, (name, kid, blob) in zip(note[len(text) + 1 : -1].split("\n"), signatures, strict=True):
+        cosigner = known.get((name, kid))
+        if cosigner is None:
+            continue
+        if len(blob) != _TIMESTAMP_SIZE + _ED25519_SIGNATURE_SIZE:
+            raise InvalidSignatureError(f"cosignature by {name} ({kid:08x}) has the wrong length")
+        timestamp = int.from_bytes(blob[:_TIMESTAMP_SIZE], "big")
+        try:
+            Ed25519PublicKey.from_public_bytes(cosigner.public_key).verify(
+                blob[_TIMESTAMP_SIZE:], _cosigned_message(text, timestamp))
+        except InvalidSignature as exc:
+            raise InvalidSignatureError(f"cosignature by {name} ({kid:08x}) does not verify") from exc
+        found.setdefault(name, Cosignature(name=name, timestamp=timestamp, line=line + "\n"))
+    return list(found.values())
+
+
+def signature_lines(text: str) -> list[str]:
+    """The signature lines of a witness's answer (each ``— name base64``, newline-terminated)."""
+    if not text.endswith("\n"):
+        raise FormatError("signature lines must end with a newline")
+    lines = [f"{line}\n" for line in text[:-1].split("\n")]
+    if not 1 <= len(lines) <= MAX_SIGNATURES:
+        raise FormatError(f"expected between 1 and {MAX_SIGNATURES} signature lines")
+    for line in lines:
+        _check_text(line[:-1])
+        _parse_signature_line(line[:-1])
+    return lines
+
+
+def _cosigned_message(body: str, timestamp: int) -> bytes:
+    return f"cosignature/v1\ntime {timestamp}\n{body}".encode()
 
 
 def _split(note: str) -> tuple[str, list[tuple[str, int, bytes]]]:

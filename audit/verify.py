@@ -1,11 +1,19 @@
 """Offline verifier of audit export bundles (format: docs/AUDIT_BUNDLE.md).
 
-    python -m audit.verify BUNDLE [--trusted-checkpoint FILE ...] [--key VKEY ...] [--json] [--jobs N]
-                                  [--strict-json]
+    python -m audit.verify BUNDLE [--key VKEY ...] [--trusted-checkpoint FILE ...]
+                                  [--witness VKEY ... [--min-witnesses K]] [--allow-untrusted]
+                                  [--save-checkpoints DIR] [--json] [--jobs N] [--strict-json]
 
 Needs only the standard library and ``cryptography`` (through ``audit.signed_note``), so an auditor runs it
-without the gateway. Exit status: 0 when everything verifies, 1 when something does not, 2 when the bundle
-cannot be read at all.
+without the gateway. Exit status: 0 when everything verifies against an anchor the auditor brought, 1 when
+something does not verify, 2 when the bundle (or a key or checkpoint file) cannot be read at all, 3 when the
+bundle is self-consistent but nothing outside it vouches for it (0 with ``--allow-untrusted``).
+
+Trust. A bundle carries its own verifier keys, so on its own it proves nothing: a forger can sign a
+fabricated log with a key of their own and ship that key. The verdict is "trusted" only when an anchor
+from outside the bundle holds (see ``_trust``): a pinned key (``--key``), a checkpoint the auditor kept
+from an earlier audit (``--trusted-checkpoint``) that the bundle is consistent with, or cosignatures of
+witnesses the auditor trusts (``--witness``, ``--min-witnesses``) on the checkpoints covering the entries.
 
 What is checked: every checkpoint signature; every entry re-hashed and every root recomputed and compared
 with each signed checkpoint at that size; consistency proofs; the month chain (each shard's first entry
@@ -76,11 +84,46 @@ from audit.errors import (
     UnverifiedNoteError,
 )
 from audit.rfc9162 import HASH_SIZE, MerkleFrontier, verify_consistency
-from audit.signed_note import Checkpoint, Verifier, open_note, parse_checkpoint, parse_vkey
+from audit.signed_note import (
+    Checkpoint,
+    Cosigner,
+    Verifier,
+    cosignatures,
+    open_note,
+    parse_checkpoint,
+    parse_cosigner_vkey,
+    parse_vkey,
+)
 
 # Report at most this many problems of one kind per shard (and per entries file), then a count.
 MAX_PROBLEMS_PER_KIND = 20
 MISSING_CODES = frozenset({"missing_shard", "missing_entries"})
+
+EXIT_TRUSTED = 0
+EXIT_FAILED = 1
+EXIT_UNREADABLE = 2
+EXIT_UNTRUSTED = 3
+
+# What made a bundle trusted (Report.anchors).
+PINNED_KEY = "pinned_key"
+TRUSTED_CHECKPOINT = "trusted_checkpoint"
+WITNESSES = "witnesses"
+
+# What became of each month of the exported range (MonthCoverage.status).
+EXPORTED = "exported"
+PURGED = "purged"
+EMPTY = "empty"
+BEFORE_LOG = "before_log"
+NOT_YET = "after_generation"
+MISSING = "missing"
+_MONTH_WORDS = {
+    EXPORTED: "exported",
+    PURGED: "purged by policy",
+    EMPTY: "no entries (the month chain skips them)",
+    BEFORE_LOG: "before the log began",
+    NOT_YET: "after the bundle was generated",
+    MISSING: "MISSING",
+}
 
 _sha256 = hashlib.sha256
 _digest = methodcaller("digest")
@@ -109,6 +152,10 @@ class ShardReport:
     """The shard this one's first entry commits to, when that entry is in the bundle."""
     starts_log: bool
     """Entry 0 is in the bundle and commits to no previous shard: this is the log's first shard."""
+    checkpoint: str | None = None
+    """The newest checkpoint note of the shard in the bundle that verified: what an auditor keeps."""
+    witnessed_size: int | None = None
+    """With witnesses: the largest size whose checkpoint enough of them cosigned (and that was verified)."""
 
 
 @dataclass(frozen=True)
@@ -119,38 +166,85 @@ class PurgedShard:
     purged_at: str
 
 
+@dataclass(frozen=True)
+class MonthCoverage:
+    """What the bundle shows for one month of its range: one of the status constants above."""
+
+    month: str
+    status: str
+
+
 @dataclass
 class Report:
     bundle: str
     issuer: str
     since: str
     until: str
+    generated_at: str
     keys_source: str
-    """``pinned`` (only the keys the auditor passed) or ``bundle`` (the keys shipped inside the bundle)."""
+    """Whose keys counted: ``pinned`` (the auditor's ``--key``), ``trusted_checkpoint`` or ``witnesses`` (the
+    bundle's keys that signed a checkpoint the auditor kept, or one their witnesses cosigned) or ``bundle``
+    (every key shipped in the bundle: no anchor)."""
     keys: list[str]
+    anchors: list[str] = field(default_factory=list)
+    """What outside the bundle vouches for it (PINNED_KEY, TRUSTED_CHECKPOINT, WITNESSES); empty: nothing."""
+    trusted_checkpoints: int = 0
+    """How many checkpoints the auditor brought."""
+    witnesses: int = 0
+    """How many witness keys the auditor brought."""
+    min_witnesses: int = 0
+    """How many of them must have cosigned a checkpoint for it to count as witnessed."""
     shards: list[ShardReport] = field(default_factory=list)
     purged: list[PurgedShard] = field(default_factory=list)
+    months: list[MonthCoverage] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     entries: int = 0
     seconds: float = 0.0
 
     @property
-    def ok(self) -> bool:
+    def consistent(self) -> bool:
+        """Everything in the bundle checks out against the keys that counted (whoever made them)."""
         return not self.problems
+
+    @property
+    def trusted(self) -> bool:
+        return self.consistent and bool(self.anchors)
+
+    @property
+    def ok(self) -> bool:
+        """Verified, and anchored outside the bundle: the only verdict an auditor can rely on."""
+        return self.trusted
+
+    @property
+    def verdict(self) -> str:
+        if not self.consistent:
+            return "failed"
+        return "trusted" if self.trusted else "untrusted"
 
     @property
     def missing(self) -> list[Problem]:
         return [p for p in self.problems if p.code in MISSING_CODES]
 
+    def exit_status(self, *, allow_untrusted: bool = False) -> int:
+        if not self.consistent:
+            return EXIT_FAILED
+        return EXIT_TRUSTED if self.trusted or allow_untrusted else EXIT_UNTRUSTED
+
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, **asdict(self)}
+        return {"ok": self.ok, "verdict": self.verdict, "consistent": self.consistent, **asdict(self)}
 
     def render(self) -> str:
-        lines = [f"bundle {self.bundle}: issuer {self.issuer}, range {self.since} .. {self.until}"]
+        lines = [f"bundle {self.bundle}: issuer {self.issuer}, range {self.since} .. {self.until}, "
+                 f"generated {self.generated_at}"]
         if self.keys_source == "pinned":
             lines.append(f"keys: {len(self.keys)} pinned by the auditor")
+        elif self.keys_source == "trusted_checkpoint":
+            lines.append(f"keys: the {len(self.keys)} of the bundle that signed your trusted checkpoints")
+        elif self.keys_source == "witnesses":
+            lines.append(f"keys: the {len(self.keys)} of the bundle that signed checkpoints your witnesses cosigned")
         else:
-            lines.append(f"keys: the {len(self.keys)} shipped in the bundle (pass --key to pin the keys you trust)")
+            lines.append(f"keys: the {len(self.keys)} shipped in the bundle, which vouch for nothing "
+                         "(pass --key or --trusted-checkpoint)")
         for s in self.shards:
             span = f"{s.first_index}..{s.first_index + s.entry_count - 1}" if s.entry_count else "none"
             chain = " (first shard of the log)" if s.starts_log else f", follows {s.previous}" if s.previous else ""
@@ -158,13 +252,44 @@ class Report:
                          f"checkpoints, verified up to size {s.verified_size}{chain}")
         lines.extend(f"purged by policy: {p.shard} (size {p.size}, root {p.root}, purged {p.purged_at})"
                      for p in self.purged)
+        lines.extend(f"{'months' if '..' in span else 'month'} {span}: {_MONTH_WORDS[status]}"
+                     for span, status in _month_runs(self.months))
         lines.extend(f"MISSING: {_where(p)}{p.message}" for p in self.missing)
         others = [p for p in self.problems if p.code not in MISSING_CODES]
         lines.extend(f"PROBLEM {p.code}: {_where(p)}{p.message}" for p in others)
         rate = f", {self.entries / self.seconds:,.0f} entries/s" if self.seconds > 0 else ""
-        verdict = "OK" if self.ok else f"FAILED ({len(self.problems)} problems)"
+        if self.witnesses:
+            lines.append(f"witnesses: a checkpoint counts when {self.min_witnesses} of your {self.witnesses} "
+                         "cosigned it; " + ", ".join(f"{s.shard} up to size {s.witnessed_size or 0}"
+                                                     for s in self.shards))
+        if self.anchors:
+            lines.append("trust: checked against " + " and ".join(_ANCHOR_WORDS[a] for a in self.anchors))
+        elif self.trusted_checkpoints:
+            lines.append("trust: none: no key in the bundle signed the checkpoints you kept, so it does not come "
+                         "from the log you audited before (if the log's key changed, pin the new one with --key)")
+        else:
+            lines.append("trust: none (no pinned key, no trusted checkpoint): anyone could have made this bundle")
+        if not self.consistent:
+            verdict = f"FAILED ({len(self.problems)} problems)"
+        else:
+            verdict = "OK" if self.trusted else "SELF-CONSISTENT BUT UNTRUSTED"
         lines.append(f"{verdict}: {self.entries} entries checked in {self.seconds:.2f} s{rate}")
         return "\n".join(lines)
+
+
+_ANCHOR_WORDS = {PINNED_KEY: "your pinned key", TRUSTED_CHECKPOINT: "the checkpoint you kept",
+                 WITNESSES: "your witnesses' cosignatures"}
+
+
+def _month_runs(months: Sequence[MonthCoverage]) -> list[tuple[str, str]]:
+    """Consecutive months of one status as ``first..last`` spans, in order."""
+    runs: list[tuple[str, str, str]] = []
+    for m in months:
+        if runs and runs[-1][2] == m.status and _next_shard(runs[-1][1]) == m.month:
+            runs[-1] = (runs[-1][0], m.month, m.status)
+        else:
+            runs.append((m.month, m.month, m.status))
+    return [(first if first == last else f"{first}..{last}", status) for first, last, status in runs]
 
 
 def _where(problem: Problem) -> str:
@@ -362,7 +487,9 @@ class _ShardCheck:
         self.name = manifest.shard
         self.files = manifest.entry_files(bundle.entries_per_file)
         self.covers_start = _month_start(self.name) >= bundle.since
-        self.covers_end = _month_start(_next_shard(self.name)) <= bundle.until
+        # A month still open when the bundle was generated may have grown since: only a month that had
+        # ended by then is known to be complete.
+        self.covers_end = _month_start(_next_shard(self.name)) <= min(bundle.until, bundle.generated_at)
         self.signed: dict[int, _Signed] = {}
         self.checkpoints_verified = 0
         self.start: MerkleFrontier | None = MerkleFrontier() if manifest.first_index == 0 else None
@@ -373,6 +500,16 @@ class _ShardCheck:
         self.states: dict[int, MerkleFrontier] = {}
         self.broken_at: int | None = None
         self.lines = 0
+        self.notes: dict[int, str] = {}
+        """Verified checkpoint notes of the bundle by size (the newest only)."""
+        self.witnessed: set[int] = set()
+        """Sizes whose checkpoint carries enough valid cosignatures of the auditor's witnesses."""
+        self.authenticated: set[int] = set()
+        """Signed sizes whose roots the entries reproduce or a verified proof links (set by ``evaluate``)."""
+
+    @property
+    def newest_note(self) -> str | None:
+        return self.notes[max(self.notes)] if self.notes else None
 
     def add_signed(self, checkpoint: Checkpoint, source: str, problems: _Problems) -> None:
         known = self.signed.get(checkpoint.size)
@@ -383,12 +520,15 @@ class _ShardCheck:
             problems.add("conflicting_checkpoints", f"{source} and {known.source} sign different roots for "
                          f"size {checkpoint.size}", self.name, checkpoint.size)
 
-    def load(self, reader: BundleReader, verifiers: Sequence[Verifier], issuer: str, problems: _Problems) -> None:
+    def load(self, reader: BundleReader, verifiers: Sequence[Verifier], issuer: str, problems: _Problems,
+             witnesses: _Witnesses | None = None) -> None:
         if self.m.origin != shard_origin(issuer, self.name):
             problems.add("wrong_origin", f"origin {self.m.origin!r} is not the issuer's origin for {self.name}",
                          self.name)
         for name in self.m.checkpoint_names():
-            checkpoint = _open_checkpoint(functools.partial(reader.read, name), name, verifiers, problems, self.name)
+            read: list[bytes] = []
+            checkpoint = _open_checkpoint(functools.partial(_read_into, reader, name, read), name, verifiers,
+                                          problems, self.name)
             if checkpoint is None:
                 continue
             if checkpoint.origin != self.m.origin:
@@ -396,6 +536,11 @@ class _ShardCheck:
                 continue
             self.checkpoints_verified += 1
             self.add_signed(checkpoint, name, problems)
+            note = read[0].decode()
+            if checkpoint.size >= max(self.notes, default=0):
+                self.notes[checkpoint.size] = note
+            if witnesses is not None and witnesses.count(note, name, problems, self.name) >= witnesses.quorum:
+                self.witnessed.add(checkpoint.size)
         try:
             proofs = reader.proofs(self.m)
         except FormatError as exc:
@@ -488,6 +633,7 @@ class _ShardCheck:
             else:
                 problems.add("unlinked_checkpoint", f"{signed.source} (size {size}) lies outside the exported "
                              f"entries {first}..{end - 1} and no consistency proof links it to them", name, size)
+        self.authenticated = (matched | linked) - disputed
         # Entries under a checkpoint or proof that failed are already reported; these had no check at all.
         covered = max((s for s in self.signed.keys() | matched | disputed if s <= end), default=0)
         if self.m.entry_count and covered < end and self.broken_at is None:
@@ -597,6 +743,44 @@ class _ShardCheck:
         return diffs, proven
 
 
+@dataclass(frozen=True)
+class _Witnesses:
+    """The witnesses the auditor trusts (tlog-cosignature keys) and how many must cosign a checkpoint."""
+
+    cosigners: tuple[Cosigner, ...]
+    quorum: int
+
+    def count(self, note: str, what: str, problems: _Problems | None, shard: str | None) -> int:
+        """How many of the witnesses validly cosigned ``note``; a bad cosignature of theirs is reported."""
+        try:
+            return len(cosignatures(note, self.cosigners))
+        except InvalidSignatureError as exc:
+            if problems is not None:
+                problems.add("bad_cosignature", f"{what}: {exc}", shard)
+        except FormatError:
+            pass  # reported as a malformed checkpoint where the note itself is read
+        return 0
+
+
+def _check_witnessed(checks: dict[str, _ShardCheck], witnesses: _Witnesses, problems: _Problems) -> None:
+    """Every exported entry must lie under a checkpoint that enough of the auditor's witnesses cosigned."""
+    for check in checks.values():
+        if not check.m.entry_count:
+            continue
+        covered = max((s for s in check.witnessed if s in check.authenticated), default=0)
+        if covered < check.m.end:
+            start = max(covered, check.m.first_index)
+            problems.add("unwitnessed_entries", f"entries {start}..{check.m.end - 1} are under no checkpoint that "
+                         f"{witnesses.quorum} of your {len(witnesses.cosigners)} witnesses cosigned",
+                         check.name, start)
+
+
+def _read_into(reader: BundleReader, name: str, sink: list[bytes]) -> bytes:
+    data = reader.read(name)
+    sink.append(data)
+    return data
+
+
 def _open_checkpoint(read: Callable[[], bytes], what: str, verifiers: Sequence[Verifier], problems: _Problems,
                      shard: str | None) -> Checkpoint | None:
     """Read, verify and parse one checkpoint note; reports the failure and returns None if any."""
@@ -626,44 +810,80 @@ def verify_bundle(
     *,
     keys: Sequence[str] | None = None,
     trusted_checkpoints: Sequence[str] = (),
+    witnesses: Sequence[str] = (),
+    min_witnesses: int = 1,
     jobs: int | None = None,
     strict_json: bool = False,
 ) -> Report:
-    """Verify a bundle. ``keys`` (vkey strings) pins the trusted keys; None trusts the bundle's own.
+    """Verify a bundle against the anchors the auditor brings (the rule is ``_trust``'s).
 
-    ``trusted_checkpoints`` are signed checkpoint notes the auditor obtained earlier. Raises FormatError
-    when the bundle or a pinned key cannot be read at all; everything else is reported in the Report.
+    ``keys`` (vkey strings; None or empty: none) pins the log's keys. ``trusted_checkpoints`` are signed
+    checkpoint notes the auditor kept from earlier audits. ``witnesses`` are witness cosigner vkeys, of which
+    ``min_witnesses`` must have cosigned a checkpoint for it to count. Raises FormatError when the bundle, a
+    pinned key or a witness key cannot be read at all; everything else is reported in the Report, whose
+    ``verdict`` is "trusted" only when an anchor holds and nothing failed.
     """
     started = time.perf_counter()
     problems = _Problems()
+    quorum = _Witnesses(tuple(parse_cosigner_vkey(w) for w in witnesses), min_witnesses) if witnesses else None
+    if quorum is not None and not 1 <= min_witnesses <= len(witnesses):
+        raise FormatError(f"--min-witnesses must be between 1 and the {len(witnesses)} witnesses given")
     with BundleReader(path) as reader:
         bundle = reader.manifest
-        verifiers, keys_source, key_strings = _verifiers(reader, keys, problems)
+        verifiers, keys_source, key_strings = _trust(reader, keys or None, trusted_checkpoints, quorum, problems)
         checks = {m.shard: _ShardCheck(m, bundle) for m in bundle.shards}
         for check in checks.values():
-            check.load(reader, verifiers, bundle.issuer, problems)
+            check.load(reader, verifiers, bundle.issuer, problems, quorum)
         purged = _check_purges(reader, verifiers, bundle.issuer, checks, problems)
-        _add_trusted(trusted_checkpoints, verifiers, issuer=bundle.issuer, checks=checks, purged=purged,
-                     problems=problems)
         named_missing = _follow_links(bundle, checks, purged, problems)
+        held = _add_trusted(trusted_checkpoints, verifiers, issuer=bundle.issuer, checks=checks, purged=purged,
+                            problems=problems)
         _recompute(reader, checks, jobs or os.cpu_count() or 1, strict_json, problems)
+        verified_sizes = {c.name: c.evaluate(reader, problems) for c in checks.values()}
+        if quorum is not None:
+            _check_witnessed(checks, quorum, problems)
         shard_reports = [
             ShardReport(shard=c.name, origin=c.m.origin, first_index=c.m.first_index, entry_count=c.m.entry_count,
-                        checkpoints_verified=c.checkpoints_verified, verified_size=c.evaluate(reader, problems),
-                        previous=c.previous_shard, starts_log=c.genesis)
+                        checkpoints_verified=c.checkpoints_verified, verified_size=verified_sizes[c.name],
+                        previous=c.previous_shard, starts_log=c.genesis, checkpoint=c.newest_note,
+                        witnessed_size=max((s for s in c.witnessed if s in c.authenticated), default=None)
+                        if quorum is not None else None)
             for c in checks.values()
         ]
-        _check_coverage(bundle, checks, purged, named_missing, problems)
+        months = _check_coverage(bundle, checks, purged, named_missing, problems)
+    anchors = [PINNED_KEY] if keys_source == "pinned" else []
+    anchors += [TRUSTED_CHECKPOINT] if held else []
+    anchors += [WITNESSES] if quorum is not None else []
     return Report(
         bundle=os.fspath(path), issuer=bundle.issuer, since=_rfc3339(bundle.since), until=_rfc3339(bundle.until),
-        keys_source=keys_source, keys=key_strings, shards=shard_reports, purged=list(purged.values()),
-        problems=problems.result(), entries=sum(c.lines for c in checks.values()),
-        seconds=time.perf_counter() - started,
+        generated_at=_rfc3339(bundle.generated_at), keys_source=keys_source, keys=key_strings, anchors=anchors,
+        trusted_checkpoints=len(trusted_checkpoints), witnesses=len(witnesses),
+        min_witnesses=min_witnesses if witnesses else 0,
+        shards=shard_reports, purged=list(purged.values()), months=months, problems=problems.result(),
+        entries=sum(c.lines for c in checks.values()), seconds=time.perf_counter() - started,
     )
 
 
-def _verifiers(reader: BundleReader, keys: Sequence[str] | None,
-               problems: _Problems) -> tuple[list[Verifier], str, list[str]]:
+def _trust(reader: BundleReader, keys: Sequence[str] | None, trusted_checkpoints: Sequence[str],
+           witnesses: _Witnesses | None, problems: _Problems) -> tuple[list[Verifier], str, list[str]]:
+    """The keys whose signatures count, and where they come from. The rule:
+
+    1. Pinned keys (``--key``), when given, are the only keys that count; the bundle's are ignored.
+    2. Otherwise, the keys shipped in the bundle that signed something the auditor trusts independently:
+       a checkpoint kept from an earlier audit (``--trusted-checkpoint``; the auditor had it before this
+       bundle existed, so a key that signed it is the log's) or a checkpoint of the bundle that enough of the
+       auditor's witnesses cosigned (``--witness``; a witness cosigns only what the log's key signed, and
+       only once it is consistent with all it saw before). A key that signed neither (a forger's, or a key
+       rotated in since: pin it with ``--key``) does not count. If no shipped key qualifies, the bundle's
+       own keys are used to report what is inside it, and the anchors fail (unverified_checkpoint for a
+       kept checkpoint, unwitnessed_entries for witnesses).
+    3. Otherwise every key shipped in the bundle counts, which anchors nothing: at best the verdict is
+       "self-consistent but untrusted".
+
+    Whatever the keys, a kept checkpoint is an anchor only once the bundle is shown consistent with it
+    (same root at that size, a consistency proof, or the month chain), and witnesses only once every
+    exported entry lies under a verified checkpoint that enough of them cosigned.
+    """
     if keys is not None:
         return [parse_vkey(key) for key in keys], "pinned", list(keys)
     try:
@@ -671,13 +891,42 @@ def _verifiers(reader: BundleReader, keys: Sequence[str] | None,
     except FormatError as exc:
         problems.add("malformed_bundle", str(exc))
         return [], "bundle", []
-    verifiers = []
+    verifiers: list[tuple[str, Verifier]] = []
     for vkey in shipped:
         try:
-            verifiers.append(parse_vkey(vkey))
+            verifiers.append((vkey, parse_vkey(vkey)))
         except FormatError as exc:
             problems.add("malformed_bundle", f"{VKEYS}: {exc}")
-    return verifiers, "bundle", shipped
+    witnessed = _witnessed_notes(reader, witnesses) if witnesses is not None else []
+    anchored = [(vkey, v) for vkey, v in verifiers
+                if any(_signed_by(note, v) for note in (*trusted_checkpoints, *witnessed))]
+    if not anchored:
+        return [v for _, v in verifiers], "bundle", [vkey for vkey, _ in verifiers]
+    kept = any(_signed_by(note, v) for _, v in anchored for note in trusted_checkpoints)
+    return [v for _, v in anchored], "trusted_checkpoint" if kept else "witnesses", [vkey for vkey, _ in anchored]
+
+
+def _witnessed_notes(reader: BundleReader, witnesses: _Witnesses) -> list[str]:
+    """The bundle's checkpoint notes that enough of the auditor's witnesses cosigned (signatures checked
+    again, and reported, when the shards are loaded)."""
+    found = []
+    for shard in reader.manifest.shards:
+        for name in shard.checkpoint_names():
+            try:
+                note = reader.read(name).decode()
+            except (FormatError, UnicodeDecodeError):
+                continue
+            if witnesses.count(note, name, None, shard.shard) >= witnesses.quorum:
+                found.append(note)
+    return found
+
+
+def _signed_by(note: str, verifier: Verifier) -> bool:
+    try:
+        open_note(note, [verifier])
+    except AuditError:
+        return False
+    return True
 
 
 def _check_purges(reader: BundleReader, verifiers: Sequence[Verifier], issuer: str,
@@ -704,7 +953,15 @@ def _check_purges(reader: BundleReader, verifiers: Sequence[Verifier], issuer: s
 
 
 def _add_trusted(notes: Sequence[str], verifiers: Sequence[Verifier], *, issuer: str,
-                 checks: dict[str, _ShardCheck], purged: dict[str, PurgedShard], problems: _Problems) -> None:
+                 checks: dict[str, _ShardCheck], purged: dict[str, PurgedShard], problems: _Problems) -> bool:
+    """Put each checkpoint the auditor kept where the bundle can be checked against it; returns whether any
+    could be (the shards' evaluation then reports any disagreement with it)."""
+    # Final checkpoints of months outside the exported shards: purge records, and what the month chain names.
+    finals = {c.previous_shard: (c.previous.size, _b64(c.previous.root), f"{c.previous_shard} (named by the "
+                                 f"month chain)") for c in checks.values()
+              if c.previous is not None and c.previous_shard is not None and c.previous_shard not in checks}
+    finals |= {name: (p.size, p.root, f"purged {name}") for name, p in purged.items()}
+    held = False
     for number, note in enumerate(notes, 1):
         what = f"trusted checkpoint {number}"
         checkpoint = _open_checkpoint(note.encode, what, verifiers, problems, None)
@@ -713,19 +970,22 @@ def _add_trusted(notes: Sequence[str], verifiers: Sequence[Verifier], *, issuer:
         shard = _shard_of_origin(issuer, checkpoint.origin)
         if shard is not None and shard in checks:
             checks[shard].add_signed(checkpoint, f"the {what}", problems)
-        elif shard is not None and shard in purged:
-            final = purged[shard]
-            if (checkpoint.size, _b64(checkpoint.root)) == (final.size, final.root):
-                continue
-            if checkpoint.size >= final.size:
+            held = True
+        elif shard is not None and shard in finals:
+            size, root, where = finals[shard]
+            if (checkpoint.size, _b64(checkpoint.root)) == (size, root):
+                held = True
+            elif checkpoint.size >= size:
                 problems.add("inconsistent", f"{what} (size {checkpoint.size}) contradicts the final checkpoint "
-                             f"of purged {shard} (size {final.size})", shard, checkpoint.size)
+                             f"of {where} (size {size})", shard, checkpoint.size)
             else:
                 problems.add("trusted_checkpoint_unchecked", f"{what} (size {checkpoint.size}) predates the final "
-                             f"checkpoint of purged {shard} and can no longer be linked to it", shard)
+                             f"checkpoint of {where} and cannot be linked to it; export from the start of "
+                             f"{shard} to check it", shard)
         else:
             problems.add("trusted_checkpoint_unchecked", f"{what} is for {checkpoint.origin!r}, which the bundle "
-                         "does not contain", shard)
+                         "does not contain; export a range that includes its month", shard)
+    return held
 
 
 def _follow_links(bundle: Manifest, checks: dict[str, _ShardCheck], purged: dict[str, PurgedShard],
@@ -773,26 +1033,42 @@ def _recompute(reader: BundleReader, checks: dict[str, _ShardCheck], workers: in
 
 
 def _check_coverage(bundle: Manifest, checks: dict[str, _ShardCheck], purged: dict[str, PurgedShard],
-                    named_missing: set[str], problems: _Problems) -> None:
-    """Every month of the range must be exported, purged, or shown empty by the month chain.
+                    named_missing: set[str], problems: _Problems) -> list[MonthCoverage]:
+    """Every month of the range must be exported, purged, shown empty by the month chain, lie before the log
+    began, or begin after the bundle was generated; any other month is missing.
 
     The chain runs backwards (each shard commits to its predecessor), so a month after the last exported
-    shard can never be shown empty: the gateway opens a shard every month, so its absence is reported.
-    Months before the earliest shard are reported only when a link names them (see _follow_links).
+    shard can never be shown empty: the gateway opens a shard every month, so up to the month the bundle was
+    generated in, its absence is reported. Months before the earliest shard or purge record that no link
+    names lie before the log began (when that shard's entry 0 commits to no predecessor, the bundle proves
+    it; a purged first month's predecessors were purged before it, oldest first).
     """
     months = _months(bundle.since, bundle.until)
-    accounted = set(checks) | set(purged) | named_missing
+    generated = _shard_of(bundle.generated_at)
     skipped: set[str] = set()
     for check in checks.values():
-        if check.genesis:
-            skipped.update(m for m in months if m < check.name)
         if check.previous_shard is not None:
             skipped.update(m for m in months if check.previous_shard < m < check.name)
-    earliest = min(set(checks) | set(purged), default=None)
+    earliest = min(set(checks) | set(purged) | named_missing, default=None)
+    coverage = []
     for month in months:
-        if month in accounted or month in skipped or (earliest is not None and month < earliest):
-            continue
-        problems.add("missing_shard", f"no shard, purge record or month link accounts for {month}", month, 0)
+        if month in checks:
+            status = EXPORTED
+        elif month in purged:
+            status = PURGED
+        elif month in named_missing:
+            status = MISSING  # reported by _follow_links
+        elif month in skipped:
+            status = EMPTY
+        elif earliest is not None and month < earliest:
+            status = BEFORE_LOG
+        elif month > generated:
+            status = NOT_YET
+        else:
+            status = MISSING
+            problems.add("missing_shard", f"no shard, purge record or month link accounts for {month}", month, 0)
+        coverage.append(MonthCoverage(month, status))
+    return coverage
 
 
 def _months(since: datetime, until: datetime) -> list[str]:
@@ -818,26 +1094,67 @@ def _rfc3339(moment: datetime) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audit.verify",
-                                     description="Verify an audit export bundle offline.")
+    parser = argparse.ArgumentParser(
+        prog="python -m audit.verify", description="Verify an audit export bundle offline.",
+        epilog="Exit status: 0 verified and trusted, 1 a check failed, 2 unreadable input, 3 self-consistent "
+               "but nothing outside the bundle vouches for it (0 with --allow-untrusted).")
     parser.add_argument("bundle", help="the bundle (.zip) to verify")
-    parser.add_argument("--trusted-checkpoint", action="append", default=[], metavar="FILE",
-                        help="a signed checkpoint you obtained earlier; the bundle must be consistent with it")
     parser.add_argument("--key", action="append", metavar="VKEY",
-                        help="trust only this signed-note verifier key (repeatable); default: the bundle's keys")
+                        help="the log's signed-note verifier key, as GET /v1/audit/keys or `consent-gateway audit "
+                             "keys` print it (repeatable); only these keys' signatures count")
+    parser.add_argument("--trusted-checkpoint", action="append", default=[], metavar="FILE",
+                        help="a signed checkpoint kept from an earlier audit (repeatable); the bundle must be "
+                             "consistent with it, and without --key the bundle's keys that signed it are pinned")
+    parser.add_argument("--witness", action="append", default=[], metavar="VKEY",
+                        help="a witness's cosigning key (tlog-cosignature vkey, repeatable); every exported entry "
+                             "must lie under a checkpoint that --min-witnesses of them cosigned")
+    parser.add_argument("--min-witnesses", type=int, default=1, metavar="K",
+                        help="how many of the --witness keys must have cosigned a checkpoint (default 1)")
+    parser.add_argument("--allow-untrusted", action="store_true",
+                        help="exit 0 for a self-consistent bundle even when no pinned key or trusted checkpoint "
+                             "vouches for it (the verdict still says untrusted)")
+    parser.add_argument("--save-checkpoints", metavar="DIR",
+                        help="once the bundle is trusted, write the newest checkpoint of each of its months to "
+                             "DIR/YYYY-MM.note (unless DIR holds a larger one): what to pass next time")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: all CPUs)")
     parser.add_argument("--strict-json", action="store_true", help="parse every entry as JSON (slower)")
     args = parser.parse_args(argv)
     try:
         notes = [Path(name).read_text(encoding="utf-8") for name in args.trusted_checkpoint]
-        report = verify_bundle(args.bundle, keys=args.key, trusted_checkpoints=notes, jobs=args.jobs,
-                               strict_json=args.strict_json)
+        report = verify_bundle(args.bundle, keys=args.key, trusted_checkpoints=notes, witnesses=args.witness,
+                               min_witnesses=args.min_witnesses, jobs=args.jobs, strict_json=args.strict_json)
+        saved = save_checkpoints(report, Path(args.save_checkpoints)) if args.save_checkpoints else []
     except (AuditError, OSError, UnicodeDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_UNREADABLE
     print(json.dumps(report.to_json(), indent=2) if args.json else report.render())
-    return 0 if report.ok else 1
+    if saved:
+        print(f"kept {', '.join(str(path) for path in saved)}", file=sys.stderr)
+    return report.exit_status(allow_untrusted=args.allow_untrusted)
+
+
+def save_checkpoints(report: Report, directory: Path) -> list[Path]:
+    """Write each shard's newest verified checkpoint to ``directory/YYYY-MM.note``, only from a trusted
+    report (an untrusted bundle must not become next time's anchor) and never over a larger kept one."""
+    if not report.trusted:
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for shard in report.shards:
+        if shard.checkpoint is None:
+            continue
+        path = directory / f"{shard.shard}.note"
+        if path.exists() and _note_size(path.read_text(encoding="utf-8")) > _note_size(shard.checkpoint):
+            continue
+        path.write_text(shard.checkpoint, encoding="utf-8")
+        saved.append(path)
+    return saved
+
+
+def _note_size(note: str) -> int:
+    lines = note.split("\n")
+    return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else -1
 
 
 if __name__ == "__main__":

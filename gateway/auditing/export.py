@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from audit import export as audit_export
 from consent.journal import Party
+from gateway.auditing import witnesses
 from gateway.auditing.runner import seal, verifier_keys
 from gateway.auditing.trail import AuditJournal
 from gateway.core.db import db
@@ -37,15 +38,18 @@ class ExportRange:
     until: datetime
 
     @classmethod
-    def resolve(cls, since: datetime | None, until: datetime | None, now: datetime,
-                max_span: timedelta | None = None) -> ExportRange:
-        """``until`` defaults to now and ``since`` to 31 days before it; ``since`` must come first."""
+    def resolve(cls, since: datetime | None, until: datetime | None, now: datetime) -> ExportRange:
+        """``until`` defaults to now and ``since`` to 31 days before it; ``since`` must come first.
+
+        Any such range is accepted, over HTTP as at the command line: an auditor asks for what they must
+        check (three years, or up to the end of a month not over yet). A bundle's size and the time it
+        takes follow the entries the log holds in the range, not the range's length; months before the
+        log began or after the bundle was generated cost nothing and are reported as such.
+        """
         end = until or now
         start = since or end - DEFAULT_SPAN
         if not start < end:
             raise InvalidRange("since must be before until")
-        if max_span is not None and end - start > max_span:
-            raise InvalidRange(f"need since < until, at most {max_span.days} days apart")
         return cls(start, end)
 
     def as_detail(self) -> dict[str, str]:
@@ -66,8 +70,10 @@ def export(app: Flask, session: Session, span: ExportRange, now: datetime, *, pa
 def build_bundle(app: Flask, span: ExportRange, now: datetime) -> IO[bytes]:
     """Seal what is committed, write the bundle to a temporary file and return it rewound."""
     issuer = app.config["ISSUER"]
-    # Everything committed so far gets sequenced and signed, so the bundle covers it.
+    # Everything committed so far gets sequenced and signed, so the bundle covers it; the witnesses are
+    # asked once (bounded by their timeout) so that the sealed checkpoint can carry their cosignatures.
     seal(app, now)
+    witnesses.collect(app, now)
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it once streamed
     session = db.read_session()
     try:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from audit import retention, sequencer
 from audit.verify import main as verify_main
 from gateway.auditing.export import ExportRange, InvalidRange, export
-from gateway.auditing.runner import drain, tick
+from gateway.auditing.runner import drain, tick, verifier_keys
 from gateway.auditing.trail import OPERATOR, AuditJournal, Party
 from gateway.cli.output import emit, json_option
 from gateway.core.clock import utcnow
@@ -62,25 +62,53 @@ def audit_export(since: str | None, until: str | None, output: str, as_json: boo
 
 @audit_group.command("verify", with_appcontext=False)
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
-@click.option("--trusted-checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              metavar="FILE", help="a signed checkpoint kept from an earlier audit; the bundle must be consistent "
-                                   "with it (repeatable)")
 @click.option("--key", "keys", multiple=True, metavar="VKEY",
-              help="trust only this signed-note verifier key (repeatable); default: the bundle's own keys")
+              help="the log's verifier key, as `consent-gateway audit keys` or GET /v1/audit/keys print it "
+                   "(repeatable); only these keys' signatures count")
+@click.option("--trusted-checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE", help="a signed checkpoint kept from an earlier audit (repeatable); the bundle must be "
+                                   "consistent with it, and without --key the bundle's keys that signed it are "
+                                   "pinned")
+@click.option("--witness", "witnesses", multiple=True, metavar="VKEY",
+              help="a witness's cosigning key (repeatable); every exported entry must lie under a checkpoint that "
+                   "--min-witnesses of them cosigned")
+@click.option("--min-witnesses", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="how many of the --witness keys must have cosigned a checkpoint")
+@click.option("--allow-untrusted", is_flag=True,
+              help="exit 0 for a self-consistent bundle that no pinned key or trusted checkpoint vouches for "
+                   "(the verdict still says untrusted)")
+@click.option("--save-checkpoints", "save_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="once the bundle is trusted, write the newest checkpoint of each of its months to "
+                   "DIR/YYYY-MM.note: what to pass with --trusted-checkpoint next time")
 @click.option("--jobs", type=click.IntRange(1, 256), default=None, help="worker processes (default: all CPUs)")
 @click.option("--strict-json", is_flag=True, help="parse every entry as JSON (slower)")
 @json_option
-def audit_verify(*, bundle: str, checkpoints: tuple[str, ...], keys: tuple[str, ...], jobs: int | None,
+def audit_verify(*, bundle: str, keys: tuple[str, ...], checkpoints: tuple[str, ...], witnesses: tuple[str, ...],
+                 min_witnesses: int, allow_untrusted: bool, save_dir: str | None, jobs: int | None,
                  strict_json: bool, as_json: bool) -> None:
-    """Verify an export bundle offline (needs no database): signatures, roots, proofs, gaps.
+    """Verify an export bundle offline (needs no database): signatures, roots, proofs, gaps, and trust.
 
-    The same check as `python -m audit.verify`, which needs only the standard library and cryptography.
+    Trusted only through an anchor from outside the bundle: --key, --trusted-checkpoint, --witness. Exit status
+    0 verified and trusted, 1 a check failed, 2 unreadable input, 3 self-consistent but untrusted. The
+    same check as `python -m audit.verify`, which needs only the standard library and cryptography.
     """
     argv = [bundle, *(a for c in checkpoints for a in ("--trusted-checkpoint", c)),
-            *(a for k in keys for a in ("--key", k))]
-    argv += [*(["--jobs", str(jobs)] if jobs else []), *(["--strict-json"] if strict_json else []),
-             *(["--json"] if as_json else [])]
+            *(a for k in keys for a in ("--key", k)), *(a for w in witnesses for a in ("--witness", w))]
+    argv += ["--min-witnesses", str(min_witnesses)] if witnesses else []
+    argv += [*(["--allow-untrusted"] if allow_untrusted else []),
+             *(["--save-checkpoints", save_dir] if save_dir else []), *(["--jobs", str(jobs)] if jobs else []),
+             *(["--strict-json"] if strict_json else []), *(["--json"] if as_json else [])]
     sys.exit(verify_main(argv))
+
+
+@audit_group.command("keys")
+@json_option
+def audit_keys(as_json: bool) -> None:
+    """Print the log's signed-note verifier keys (active and retired): what an auditor pins with --key."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with db.unit_of_work() as session:
+        vkeys = verifier_keys(session, app.config["ISSUER"])
+    emit(as_json, {"vkeys": vkeys}, "\n".join(vkeys) or "no keys (run `consent-gateway init`)")
 
 
 @audit_group.command("sequence")

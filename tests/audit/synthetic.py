@@ -9,7 +9,7 @@ import json
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,10 +123,11 @@ def to_shard_export(export: Export) -> ShardExport:
 
 
 def write(path: Path, exports: list[Export], *, vkeys: list[str], since: str, until: str,
-          purges: tuple[PurgeRecord, ...] = (), entries_per_file: int = 8) -> Path:
-    write_bundle(path, issuer=ISSUER, since=_time(since), until=_time(until),
-                 generated_at=datetime(2025, 6, 1, tzinfo=UTC), shards=[to_shard_export(e) for e in exports],
-                 vkeys=vkeys, jwks={"keys": []}, purges=purges, entries_per_file=entries_per_file)
+          purges: tuple[PurgeRecord, ...] = (), entries_per_file: int = 8,
+          generated_at: str = "2025-06-01T00:00:00+00:00") -> Path:
+    write_bundle(path, issuer=ISSUER, since=_time(since), until=_time(until), generated_at=_time(generated_at),
+                 shards=[to_shard_export(e) for e in exports], vkeys=vkeys, jwks={"keys": []}, purges=purges,
+                 entries_per_file=entries_per_file)
     return path
 
 

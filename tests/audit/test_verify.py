@@ -63,7 +63,9 @@ def edit_entries(bundle: Path, shard: str, start: int, edit: object) -> Path:
 
 def test_clean_bundle_verifies(clean: Path, signer: Signer, log: dict[str, Shard]) -> None:
     report = verify_bundle(clean, jobs=1)
-    assert report.ok, report.render()
+    # Everything checks out, but only against keys the bundle brought itself: no anchor, no trust.
+    assert report.consistent, report.render()
+    assert (report.verdict, report.anchors, report.ok) == ("untrusted", [], False)
     assert report.keys_source == "bundle"
     assert [s.shard for s in report.shards] == ["2025-01", "2025-02", "2025-03"]
     assert [s.verified_size for s in report.shards] == [30, 23, 17]
@@ -73,14 +75,15 @@ def test_clean_bundle_verifies(clean: Path, signer: Signer, log: dict[str, Shard
     pinned = verify_bundle(clean, keys=[signer.vkey], trusted_checkpoints=[log["2025-02"].checkpoints[20]], jobs=1)
     assert pinned.ok, pinned.render()
     assert pinned.keys_source == "pinned"
+    assert (pinned.verdict, pinned.anchors) == ("trusted", ["pinned_key", "trusted_checkpoint"])
 
 
-def test_parallel_workers_give_the_same_report(clean: Path, log: dict[str, Shard]) -> None:
+def test_parallel_workers_give_the_same_report(clean: Path, log: dict[str, Shard], signer: Signer) -> None:
     tampered = edit_entries(clean, "2025-02", 8, lambda lines: [lines[0].replace(b"sub_", b"sub-"), *lines[1:]])
     serial, parallel = verify_bundle(tampered, jobs=1), verify_bundle(tampered, jobs=2)
     assert parallel.problems == serial.problems
     assert parallel.shards == serial.shards
-    assert verify_bundle(clean, jobs=2).ok
+    assert verify_bundle(clean, keys=[signer.vkey], jobs=2).ok
 
 
 def test_one_changed_byte_is_located(clean: Path) -> None:
@@ -121,7 +124,9 @@ def test_truncated_and_resigned_last_shard_fails_with_pinned_key(
     attacker = Signer()
     bundle = bundle_of(tmp_path / "b.zip", log, [signer.vkey, attacker.vkey],
                        **{"2025-03": truncated(log, "2025-03", 12, attacker)})
-    assert verify_bundle(bundle, jobs=1).ok  # the bundle's own keys vouch for the forgery ...
+    forged = verify_bundle(bundle, jobs=1)  # the bundle's own keys vouch for the forgery ...
+    assert forged.consistent, forged.render()
+    assert forged.verdict == "untrusted"
     report = verify_bundle(bundle, keys=[signer.vkey], jobs=1)  # ... the auditor's pinned key does not
     assert {"unverified_checkpoint", "unsigned_entries"} <= codes(report)
     assert ("2025-03", 0) in where(report)
@@ -197,9 +202,12 @@ def test_trailing_month_without_a_shard_is_missing(tmp_path: Path, log: dict[str
 def test_months_before_the_log_began_are_not_missing(tmp_path: Path, log: dict[str, Shard], signer: Signer) -> None:
     bundle = write(tmp_path / "b.zip", [Export(log["2024-12"]), Export(log["2025-01"])], vkeys=[signer.vkey],
                    since="2024-06-01T00:00:00+00:00", until="2025-02-01T00:00:00+00:00")
-    report = verify_bundle(bundle, jobs=1)
+    report = verify_bundle(bundle, keys=[signer.vkey], jobs=1)
     assert report.ok, report.render()
     assert [s.starts_log for s in report.shards] == [True, False]
+    assert [(m.month, m.status) for m in report.months] == [
+        *((f"2024-{m:02d}", "before_log") for m in range(6, 12)), ("2024-12", "exported"), ("2025-01", "exported")]
+    assert "months 2024-06..2024-11: before the log began" in report.render()
 
 
 def test_a_second_first_shard_is_a_broken_chain(tmp_path: Path, log: dict[str, Shard], signer: Signer) -> None:
@@ -222,7 +230,7 @@ def test_range_starting_mid_shard_verifies_with_frontier_and_proofs(
     # Ending exactly at a checkpoint, with the next one linked by a proof, is just as complete.
     at_checkpoint = write(tmp_path / "c.zip", [Export(shard, first_index=12, end=20)], vkeys=[signer.vkey],
                           since="2025-01-10T00:00:00+00:00", until="2025-01-20T00:00:00+00:00")
-    assert verify_bundle(at_checkpoint, jobs=1).ok
+    assert verify_bundle(at_checkpoint, keys=[signer.vkey], jobs=1).ok
 
     forked = make_log(signer, {"2025-01": 30}, checkpoint_every=10)["2025-01"]
     forked.entries[3] = forked.entries[3].replace(b"sub_", b"sub-")
@@ -248,7 +256,7 @@ def test_strict_json_parses_every_entry(tmp_path: Path, signer: Signer) -> None:
     sign_every(signer, shard, 10)
     bundle = write(tmp_path / "b.zip", [Export(shard)], vkeys=[signer.vkey], since="2025-01-01T00:00:00+00:00",
                    until="2025-01-31T00:00:00+00:00")
-    assert verify_bundle(bundle, jobs=1).ok  # the documented limit of the fast path
+    assert verify_bundle(bundle, keys=[signer.vkey], jobs=1).ok  # the documented limit of the fast path
     strict = verify_bundle(bundle, jobs=1, strict_json=True)
     assert [(p.code, p.shard, p.index) for p in strict.problems] == [("entry_malformed", "2025-01", 3)]
 
@@ -271,7 +279,7 @@ def test_writer_streams_to_an_unseekable_file(tmp_path: Path, log: dict[str, Sha
           since="2024-12-01T00:00:00+00:00", until="2025-01-01T00:00:00+00:00")
     path = tmp_path / "streamed.zip"
     path.write_bytes(bytes(pipe.data))
-    assert verify_bundle(path, jobs=1).ok
+    assert verify_bundle(path, keys=[signer.vkey], jobs=1).ok
 
 
 def test_cli_exit_codes_and_output(
@@ -282,14 +290,21 @@ def test_cli_exit_codes_and_output(
     assert main([str(clean), "--key", signer.vkey, "--trusted-checkpoint", str(trusted), "--jobs", "1"]) == 0
     assert "OK:" in capsys.readouterr().out
 
-    assert main([str(clean), "--json", "--jobs", "1"]) == 0
+    assert main([str(clean), "--key", signer.vkey, "--json", "--jobs", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] is True
+    assert (report["ok"], report["verdict"], report["anchors"]) == (True, "trusted", ["pinned_key"])
     assert report["purged"][0]["shard"] == "2024-12"
+
+    # Without an anchor: self-consistent, untrusted, exit 3 unless the auditor accepts that explicitly.
+    assert main([str(clean), "--json", "--jobs", "1"]) == 3
+    report = json.loads(capsys.readouterr().out)
+    assert (report["ok"], report["consistent"], report["verdict"]) == (False, True, "untrusted")
+    assert main([str(clean), "--allow-untrusted", "--jobs", "1"]) == 0
+    assert "SELF-CONSISTENT BUT UNTRUSTED" in capsys.readouterr().out
 
     tampered = edit_entries(clean, "2025-02", 8, lambda lines: [
         line.replace(b"sub_000013", b"sub_000019") for line in lines])
-    assert main([str(tampered), "--jobs", "1"]) == 1
+    assert main([str(tampered), "--allow-untrusted", "--jobs", "1"]) == 1
     out = capsys.readouterr().out
     assert "[2025-02 #13]" in out
     assert "FAILED" in out

@@ -72,7 +72,7 @@ def test_no_setting_opens_the_trigger_on_postgresql(app: Flask) -> None:
         if db.engine.dialect.name != "postgresql":
             pytest.skip("the setting was PostgreSQL's")
         with db.unit_of_work() as session:
-            AuditJournal(session, datetime(2026).record("test.event", SYSTEM, 11, 3, tzinfo=UTC))
+            AuditJournal(session, datetime(2026, 11, 3, tzinfo=UTC)).record("test.event", SYSTEM)
         with db.unit_of_work() as session:
             session.execute(text("SET LOCAL consent_gateway.purge_shard = '2026-11'"))
             with pytest.raises(DBAPIError, match="append-only"):

@@ -36,6 +36,7 @@ from gateway.auditing import runner as audit_runner
 from gateway.cli import main
 from gateway.core.clock import utcnow
 from gateway.core.db import db
+from tests.audit_db.anchors import gateway_keys
 from tests.conftest import ISSUER, MASTER_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +131,7 @@ def _assert_log_whole(app: Flask, tmp_path: Path, since: datetime, committed: li
     result = app.test_cli_runner().invoke(main, ["audit", "export", "--since", since.isoformat(),
                                                  "--until", until.isoformat(), "-o", str(bundle)])
     assert result.exit_code == 0, result.output
-    report = verify_bundle(bundle, jobs=1)
+    report = verify_bundle(bundle, keys=gateway_keys(app), jobs=1)
     assert report.ok, f"{report.render()} {where}"
     assert report.entries >= len(committed)
 

@@ -26,6 +26,7 @@ from gateway.auditing import runner as audit_runner
 from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
+from tests.audit_db.anchors import gateway_keys
 
 NOW = datetime(2026, 11, 3, tzinfo=UTC)
 BIG = "x" * 100_000  # needs new pages wherever it goes
@@ -92,5 +93,5 @@ def test_sequencing_on_a_full_disk_waits_and_loses_nothing(app: Flask, tmp_path:
     result = app.test_cli_runner().invoke(main, ["audit", "export", "--since", "2026-11-01T00:00:00Z",
                                                  "--until", "2026-12-01T00:00:00Z", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    report = verify_bundle(out, jobs=1)
+    report = verify_bundle(out, keys=gateway_keys(app), jobs=1)
     assert report.ok, report.render()

@@ -19,6 +19,7 @@ from audit.verify import verify_bundle
 from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
+from tests.audit_db.anchors import gateway_keys
 from tests.factories import bearer, make_app_client, token_for
 
 
@@ -41,10 +42,11 @@ def test_export_of_three_months_verifies(app: Flask, tmp_path: Path) -> None:
     for month in (8, 9, 10):
         _append(app, 20, datetime(2026, month, 10, tzinfo=UTC))
     bundle = _export(app, tmp_path, "2026-08-01T00:00:00Z", "2026-11-01T00:00:00Z")
-    report = verify_bundle(bundle, jobs=1)
+    report = verify_bundle(bundle, keys=gateway_keys(app), jobs=1)
     assert report.ok, report.render()
     assert [s.shard for s in report.shards] == ["2026-08", "2026-09", "2026-10"]
-    cli = app.test_cli_runner().invoke(main, ["audit", "verify", str(bundle), "--json", "--jobs", "1"])
+    pins = [a for key in gateway_keys(app) for a in ("--key", key)]
+    cli = app.test_cli_runner().invoke(main, ["audit", "verify", str(bundle), *pins, "--json", "--jobs", "1"])
     assert cli.exit_code == 0, cli.output
     assert json.loads(cli.output)["ok"] is True
 
@@ -58,7 +60,8 @@ def test_http_export_is_audited_and_verifies(app: Flask, client: FlaskClient, tm
     assert response.mimetype == "application/zip"
     path = tmp_path / "http.zip"
     path.write_bytes(response.get_data())
-    assert verify_bundle(path, jobs=1).ok
+    keys = client.get("/v1/audit/keys", headers=bearer(token)).get_json()["vkeys"]
+    assert verify_bundle(path, keys=keys, jobs=1).ok
     page = client.get("/v1/audit/entries?action=audit.exported", headers=bearer(token)).get_json()
     assert page["entries"][0]["entry"]["actor"] == {"type": "auditor", "id": auditor.client_id}
     assert client.get("/v1/audit/export", headers=bearer(token_for(client, make_app_client(
@@ -121,7 +124,7 @@ def test_retention_purges_37_month_old_shard_keeps_35(app: Flask, tmp_path: Path
             assert statuses["2026-12"] == "closed"
             assert db.session.scalars(select(Entry).where(Entry.shard == "2026-10")).first() is None
         bundle = _export(app, tmp_path, "2026-10-01T00:00:00Z", "2029-12-16T00:00:00Z")
-    report = verify_bundle(bundle, jobs=1)
+    report = verify_bundle(bundle, keys=gateway_keys(app), jobs=1)
     assert report.ok, report.render()
     assert [p.shard for p in report.purged] == ["2026-10"]
 

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from audit.models import Entry, QueuedEntry, Shard
+from audit.models import Entry, Node, QueuedEntry, Shard
 from gateway import create_app
 from gateway.auditing import runner as audit_runner
 from gateway.auditing.trail import SYSTEM, AuditJournal
@@ -137,6 +137,8 @@ def test_app_role_appends_and_reads_but_cannot_rewrite(setup: Setup, tmp_path: P
         "TRUNCATE audit_queue",
         "DELETE FROM audit_shards",
         "INSERT INTO audit_purge_permits VALUES ('2026-11')",
+        "UPDATE audit_nodes SET hash = ''",
+        "DELETE FROM audit_nodes",
     ):
         assert "permission denied" in _refused(app, statement), statement
     # What a superuser uses to get past the triggers is not the app role's to use.
@@ -146,6 +148,10 @@ def test_app_role_appends_and_reads_but_cannot_rewrite(setup: Setup, tmp_path: P
     # No session setting opens the trigger any more (migration 0006), and DELETE is not granted either.
     assert "permission denied" in _refused(app, "SET LOCAL consent_gateway.purge_shard = '2026-11'",
                                            "DELETE FROM audit_entries WHERE shard = '2026-11'")
+    # The sequencer, as the app role, stores the interior nodes of the tree it grows (audit.tree).
+    _append(app, 20, NOW)
+    with app.app_context():
+        assert db.session.scalar(select(Node.hash).where(Node.shard == "2026-11", Node.level == 4)) is not None
 
 
 def test_a_month_without_partition_waits_queued_until_the_owner_prepares_it(setup: Setup, tmp_path: Path) -> None:

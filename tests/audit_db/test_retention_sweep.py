@@ -22,6 +22,7 @@ from audit.verify import verify_bundle
 from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
+from tests.audit_db.anchors import gateway_keys
 
 OLD = datetime(2026, 1, 10, tzinfo=UTC)
 NOW = datetime(2029, 3, 15, tzinfo=UTC)
@@ -60,7 +61,7 @@ def test_a_decided_purge_is_honoured_before_and_after_its_rows_go(app: Flask, tm
     _decide_purge(app)
     assert _old_rows(app) == 13, "deciding removes nothing yet"
     with freeze_time(NOW):
-        report = verify_bundle(_export(app, tmp_path), jobs=1)
+        report = verify_bundle(_export(app, tmp_path), keys=gateway_keys(app), jobs=1)
     assert report.ok, report.render()
     assert [p.shard for p in report.purged] == ["2026-01"]
 
@@ -80,7 +81,7 @@ def test_a_decided_purge_is_honoured_before_and_after_its_rows_go(app: Flask, tm
             assert retention.sweep(session) == 13  # the partition, whole
     assert _old_rows(app) == 0
     with freeze_time(NOW):
-        report = verify_bundle(_export(app, tmp_path), jobs=1)
+        report = verify_bundle(_export(app, tmp_path), keys=gateway_keys(app), jobs=1)
     assert report.ok, report.render()
 
 

@@ -24,6 +24,7 @@ from audit.verify import Report, verify_bundle
 from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
+from tests.audit_db.anchors import gateway_keys
 
 NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 SHARD = "2026-11"
@@ -99,10 +100,14 @@ def delete_the_tail(conn: Connection) -> None:
 
 
 def truncate_cleanly(conn: Connection) -> None:
-    """Drop the newest entries and every checkpoint that covered them, and rewind the shard's frontier so
-    the gateway carries on from there: the log is consistent in itself afterwards."""
+    """Drop the newest entries, every checkpoint and stored tree node that covered them, and rewind the
+    shard's frontier so the gateway carries on from there: the log is consistent in itself afterwards."""
     conn.execute(text("DELETE FROM audit_entries WHERE shard = :s AND seq >= 25"), {"s": SHARD})
     conn.execute(text("DELETE FROM audit_checkpoints WHERE shard = :s AND size > 20"), {"s": SHARD})
+    # A node at level l with index i covers leaves [i << l, (i + 1) << l).
+    for level in range(4, 8):
+        conn.execute(text("DELETE FROM audit_nodes WHERE shard = :s AND level = :l AND (idx + 1) * :w > 25"),
+                     {"s": SHARD, "l": level, "w": 1 << level})
     leaves = [bytes(h) for h in conn.execute(text(
         "SELECT leaf_hash FROM audit_entries WHERE shard = :s ORDER BY seq"), {"s": SHARD}).scalars()]
     conn.execute(text("UPDATE audit_shards SET size = 25, checkpoint_size = 20, frontier = :f WHERE shard = :s"),
@@ -114,7 +119,7 @@ def _export_and_verify(app: Flask, tmp_path: Path, trusted: tuple[str, ...] = ()
     result = app.test_cli_runner().invoke(main, ["audit", "export", "--since", "2026-11-01T00:00:00Z",
                                                  "--until", "2026-11-04T00:00:00Z", "-o", str(bundle)])
     assert result.exit_code == 0, result.output
-    return verify_bundle(bundle, jobs=1, trusted_checkpoints=trusted)
+    return verify_bundle(bundle, keys=gateway_keys(app), jobs=1, trusted_checkpoints=trusted)
 
 
 def _latest_note(app: Flask) -> str:

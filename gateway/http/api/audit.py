@@ -103,7 +103,8 @@ def latest_checkpoint() -> Response:
     if checkpoint is None:
         raise Problem(404, "no_checkpoint", "no checkpoint has been signed for that shard yet")
     return jsonify(shard=checkpoint.shard, size=checkpoint.size, root=_b64(checkpoint.root),
-                   note=checkpoint.note, kid=checkpoint.kid, created_at=format_time(checkpoint.created_at))
+                   note=queries.checkpoint_note(db.session, checkpoint), kid=checkpoint.kid,
+                   created_at=format_time(checkpoint.created_at))
 
 
 @bp.get("/keys")
