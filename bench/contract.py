@@ -39,6 +39,12 @@ from tests.security.test_schemathesis import DOCUMENTED, FILING, _with_real_ids 
 CHECKS = {GenerationMode.POSITIVE: DOCUMENTED, GenerationMode.NEGATIVE: [*DOCUMENTED]}
 
 
+def _first_line(exc: BaseException) -> str:
+    """The failure's own words: schemathesis puts the check that failed on its first lines."""
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines()[:6] if line.strip())
+    return text[:300]
+
+
 def _fuzz(operation: Any, mode: GenerationMode, examples: int, *, ids: dict[str, str], headers: dict[str, str],
           count: Any) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
@@ -85,8 +91,8 @@ def run(backend: str, pg_url: str, examples: int, stateful: int) -> dict[str, An
                           count=lambda label=label: sent.update([label]))
                 except Unsatisfiable:
                     pass
-                except Exception as exc:  # collected and reported: the run goes on to the next operation
-                    failures.append(f"{label}: {str(exc).strip().splitlines()[0]}")
+                except (Exception, BaseExceptionGroup) as exc:  # collected and reported: the run goes on
+                    failures.append(f"{label}: {_first_line(exc)}")
         machine = schema.as_state_machine()
 
         class Contract(machine):  # type: ignore[misc, valid-type]
@@ -102,8 +108,8 @@ def run(backend: str, pg_url: str, examples: int, stateful: int) -> dict[str, An
             run_state_machine_as_test(Contract, settings=settings(
                 max_examples=stateful, stateful_step_count=10, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck)))
-        except Exception as exc:
-            failures.append(f"stateful: {str(exc).strip().splitlines()[0]}")
+        except (Exception, BaseExceptionGroup) as exc:
+            failures.append(f"stateful: {_first_line(exc)}")
         seconds = time.monotonic() - started
     return {"backend": backend, "operations": len(operations), "requests": sum(sent.values()),
             "stateful_requests": sent["stateful"], "seconds": round(seconds, 1), "failures": failures}

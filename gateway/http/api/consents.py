@@ -454,6 +454,7 @@ PATHS: dict[str, Any] = {
                                                  "replayed": openapi.example("The request created before",
                                                                              _PENDING)}),
                 "401": openapi.problem(), "403": openapi.problem(),
+                "404": openapi.problem("supersedes names no consent of this app (consent_not_found)"),
                 "409": openapi.problem("Idempotency-Key reused with another body (idempotency_key_reused)"),
                 "422": openapi.problem("validation_failed, unknown_operation, algorithm_not_available, "
                                        "redirect_uri_not_registered, invalid_contact, invalid_terms"),
