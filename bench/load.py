@@ -517,8 +517,12 @@ def reconcile(dep: Deployment, stats: Stats) -> dict[str, Any]:
     bundle = dep.workdir / "bundle.zip"
     export = subprocess.run([str(Path(sys.executable).parent / "consent-gateway"), "audit", "export", "-o",
                              str(bundle)], check=False, env=dep.env, capture_output=True, timeout=600)
+    # The auditor pins the gateway's verifier keys (as printed by `audit keys`), then verifies against them.
+    keys = json.loads(subprocess.run([str(Path(sys.executable).parent / "consent-gateway"), "audit", "keys",
+                                      "--json"], check=True, env=dep.env, capture_output=True, timeout=120).stdout)
+    pinned = [arg for vkey in keys["vkeys"] for arg in ("--key", vkey)]
     verify = subprocess.run([str(Path(sys.executable).parent / "consent-gateway"), "audit", "verify", str(bundle),
-                             "--json"], check=False, env=dep.env, capture_output=True, timeout=600)
+                             *pinned, "--json"], check=False, env=dep.env, capture_output=True, timeout=600)
     found: Counter[str] = Counter()
     with zipfile.ZipFile(bundle) as archive:
         for name in archive.namelist():

@@ -51,9 +51,33 @@ class Defaults:
     BODY_MIN_BYTES_PER_SECOND = 64 * 1024
     # Where proxied uploads are spooled while hashed (empty: the system temp dir). Never kept.
     UPLOAD_DIR = ""
+    # Output labels (docs/LABELS.md). ContentProducer of every AIGC label: the operator's name or code
+    # (empty: the ISSUER).
+    LABEL_PRODUCER = ""
+    # An output the gateway cannot label (format, or the [labels] extra missing): "refuse" answers 502
+    # label_unsupported / label_unavailable; "pass" sends it unlabelled with an output.unlabelled audit entry.
+    LABEL_UNSUPPORTED = "refuse"
+    # The visible mark on images: top-left, top-right, bottom-left or bottom-right.
+    LABEL_MARK_CORNER = "bottom-right"
+    # A font file with CJK glyphs for "AI生成" (empty: Debian's WenQuanYi Zen Hei or Noto Sans CJK if installed).
+    LABEL_MARK_FONT = ""
+    # The audible cue before edited WAV audio, in seconds (0.1 to 5).
+    LABEL_AUDIO_CUE_SECONDS = 0.3
+    # Client ids whose outputs carry the implicit label without the explicit mark, where the law allows
+    # it (the app's user asked for it and the user agreement says so); each output is audited.
+    LABEL_UNMARKED_CLIENTS: tuple[str, ...] = ()
+    # Images larger than this (pixels) are not decoded for the mark, and so refused (label_failed).
+    LABEL_MAX_IMAGE_PIXELS = 50_000_000
+    # Outputs are spooled (under UPLOAD_DIR) to be labelled; larger ones are refused (label_failed).
+    LABEL_MAX_OUTPUT_MB = 1024
     # HMAC key for the webhook notifier's signature header.
     WEBHOOK_SECRET = ""
     # The audit ticker (sequencing leftovers, month close, time-based checkpoints); `serve` turns it on.
+    # Witnesses that cosign checkpoints (C2SP tlog-witness): a JSON list of {"url", "vkey"} (gateway/auditing/
+    # witnesses.py); submitted every AUDIT_WITNESS_SECONDS, each call given up after AUDIT_WITNESS_TIMEOUT.
+    AUDIT_WITNESSES: list[object] = []
+    AUDIT_WITNESS_SECONDS = 5.0
+    AUDIT_WITNESS_TIMEOUT = 5.0
     AUDIT_BACKGROUND = False
     AUDIT_TICK_SECONDS = 1.0
     LOG_LEVEL = "INFO"

@@ -84,5 +84,9 @@ def test_the_wheel_initialises_serves_registers_exports_and_verifies(installed: 
             server.wait(timeout=30)
     bundle = tmp_path / "audit.zip"
     _run(gateway, "audit", "export", "--since", "2020-01-01T00:00:00Z", "-o", bundle, env=env, cwd=site)
-    report = json.loads(_run(gateway, "audit", "verify", bundle, "--json", env=env, cwd=site))
+    # As an auditor does on day one: pin the keys the gateway prints, verify against them.
+    keys = json.loads(_run(gateway, "audit", "keys", "--json", env=env, cwd=site))["vkeys"]
+    pinned = [arg for vkey in keys for arg in ("--key", vkey)]
+    report = json.loads(_run(gateway, "audit", "verify", bundle, *pinned, "--json", env=env, cwd=site))
     assert report["ok"] is True, report
+    assert report["verdict"] == "trusted", report
