@@ -1,13 +1,16 @@
-"""The edit proxy's time against calling the upstream directly, with the gateway's peak memory.
+"""The edit proxy's time against calling the upstream directly, labelled and unlabelled, with peak memory.
 
     python bench/proxy.py [--repeat 7] [--backend sqlite|postgresql]
                           [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
-A 5 MB PNG and a 50 MB video-sized file are sent, one request at a time, (a) straight to
-``bench/echo_upstream.py`` and (b) through ``POST /v1/edits`` on the gateway, both under gunicorn with
-the gateway's options; the upstream streams the media back, so each byte crosses the proxy twice.
-Reported: median wall time of each, their ratio (target <= 1.3), and the gateway worker's peak RSS
-(VmHWM) before and after.
+Each medium is sent, one request at a time, (a) straight to ``bench/echo_upstream.py``, (b) through
+``POST /v1/edits`` as a file the gateway labels (a 5 MB PNG: visible mark, re-encoded, XMP label; a
+50 MB WAV: audible cue, ID3 label; a 50 MB MP4 when PyAV is installed: MP4 label only), and (c) through
+the gateway as the same bytes with the first one changed, a format the gateway cannot label, which it
+passes through unlabelled (``LABEL_UNSUPPORTED=pass``): the proxy exactly as it was before labels, in
+the same run, on the same server. Both gateway runs use gunicorn with the gateway's options; the upstream
+streams the media back, so each byte crosses the proxy twice. Reported: median wall time of each, the
+ratios proxy/direct (target <= 1.3) and labelled/unlabelled, and the gateway worker's peak RSS (VmHWM).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import statistics
 import tempfile
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +44,58 @@ def _png(path: Path, size: int) -> Path:
     return path
 
 
-def _video(path: Path, size: int) -> Path:
-    with path.open("wb") as handle:
-        for _ in range(size // MiB):
-            handle.write(os.urandom(MiB))
+def _wav(path: Path, size: int) -> Path:
+    # 16-bit mono PCM at 48 kHz, noise: what a long voice edit weighs.
+    frames = size // 2
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(48000)
+        for _ in range(frames // (MiB // 2)):
+            writer.writeframes(os.urandom(MiB))
     return path
 
 
-def _send(url: str, path: Path, content_type: str, headers: dict[str, str], request_part: str | None) -> None:
+def _mp4(path: Path, size: int) -> Path | None:
+    try:
+        import av
+    except ImportError:
+        return None
+    # Noise frames at a bit rate high enough that the file reaches ``size`` in a few dozen frames.
+    with av.open(str(path), "w", format="mp4") as output:
+        stream = output.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.bit_rate = 400_000_000
+        index = written = 0
+        while written < size:
+            picture = Image.frombytes("RGB", (1280, 720), os.urandom(1280 * 720 * 3))
+            frame = av.VideoFrame.from_image(picture)
+            frame.pts = index
+            index += 1
+            for packet in stream.encode(frame):
+                written += packet.size
+                output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
+    return path
+
+
+def _unlabellable(path: Path) -> Path:
+    """The same bytes but two (the 1st and the 5th, where the formats' signatures are): no longer a format
+    the gateway labels, so it passes unlabelled."""
+    twin = path.with_name("unlabelled-" + path.name)
+    with path.open("rb") as source, twin.open("wb") as target:
+        head = bytearray(source.read(8))
+        head[0] ^= 0xFF
+        head[4] ^= 0xFF
+        target.write(head)
+        while chunk := source.read(MiB):
+            target.write(chunk)
+    return twin
+
+
+def _send(url: str, path: Path, content_type: str, headers: dict[str, str], request_part: str | None,
+          *, labelled: bool = False) -> None:
     files: dict[str, Any] = {}
     if request_part is not None:
         files["request"] = (None, request_part, "application/json")
@@ -57,7 +105,8 @@ def _send(url: str, path: Path, content_type: str, headers: dict[str, str], requ
             if response.status_code != 200:
                 raise RuntimeError(f"{url}: {response.status_code} {response.read()[:300]!r}")
             received = sum(len(chunk) for chunk in response.iter_raw(256 * 1024))
-    if received != path.stat().st_size:
+    # A labelled answer is larger (label, mark, cue); anything else must come back byte for byte.
+    if received != path.stat().st_size and not labelled:
         raise RuntimeError(f"{url}: got {received} bytes back for {path.stat().st_size}")
 
 
@@ -70,8 +119,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cg-bench-proxy-") as folder:
         work = Path(folder)
-        media = [("5 MB image", _png(work / "portrait.png", 5 * MiB), "image/png"),
-                 ("50 MB video", _video(work / "clip.mp4", 50 * MiB), "video/mp4")]
+        media = [("5 MB image (PNG)", _png(work / "portrait.png", 5 * MiB), "image/png"),
+                 ("50 MB audio (WAV)", _wav(work / "voice.wav", 50 * MiB), "audio/wav")]
+        video = _mp4(work / "clip.mp4", 50 * MiB)
+        if video is not None:
+            media.append(("50 MB video (MP4)", video, "video/mp4"))
         uploads = work / "uploads"
         uploads.mkdir()
         with database(args.backend, args.pg_url) as url, wsgi_server("bench.echo_upstream:app", free_port()) as up:
@@ -81,23 +133,29 @@ def main() -> None:
             register_algorithm(app, FILING, operations=("face_swap",), upstream_url=f"{up.url}/edit")
             consent_id = make_consent(app, edit_app.client_id)
             request_part = json.dumps({"operation": "face_swap", "algorithm": FILING, "consents": [consent_id]})
-            with gateway_server(url, port, workers=1, UPLOAD_DIR=uploads) as gateway:
+            with gateway_server(url, port, workers=1, UPLOAD_DIR=uploads, LABEL_UNSUPPORTED="pass") as gateway:
                 token = httpx.post(f"{gateway.url}/oauth/token", data={"grant_type": "client_credentials"},
                                    auth=(edit_app.client_id, edit_app.secret)).json()["access_token"]
                 auth = {"Authorization": f"Bearer {token}"}
+                edits = f"{gateway.url}/v1/edits"
                 rows = []
                 # Warm both paths (imports, connection pools) before anything is timed or measured.
                 _send(f"{up.url}/edit", media[0][1], media[0][2], {}, None)
-                _send(f"{gateway.url}/v1/edits", media[0][1], media[0][2], auth, request_part)
+                _send(edits, media[0][1], media[0][2], auth, request_part, labelled=True)
+                _send(edits, _unlabellable(media[0][1]), media[0][2], auth, request_part)
                 rss_before = gateway.peak_rss_mib()
                 for label, path, content_type in media:
+                    twin = _unlabellable(path)
                     direct = timed(lambda p=path, c=content_type: _send(f"{up.url}/edit", p, c, {}, None),
                                    args.repeat)
-                    proxied = timed(lambda p=path, c=content_type: _send(f"{gateway.url}/v1/edits", p, c, auth,
-                                                                         request_part), args.repeat)
-                    rows.append({"media": label, "direct_ms": round(statistics.median(direct) * 1000, 1),
-                                 "proxy_ms": round(statistics.median(proxied) * 1000, 1),
-                                 "ratio": round(statistics.median(proxied) / statistics.median(direct), 3)})
+                    unlabelled = timed(lambda p=twin, c=content_type: _send(edits, p, c, auth, request_part),
+                                       args.repeat)
+                    labelled = timed(lambda p=path, c=content_type: _send(edits, p, c, auth, request_part,
+                                                                          labelled=True), args.repeat)
+                    d, u, lab = (round(statistics.median(t) * 1000, 1) for t in (direct, unlabelled, labelled))
+                    rows.append({"media": label, "direct_ms": d, "unlabelled_ms": u, "labelled_ms": lab,
+                                 "unlabelled_ratio": round(u / d, 2), "labelled_ratio": round(lab / d, 2),
+                                 "labelling_cost_ms": round(lab - u, 1)})
                 rss_after = gateway.peak_rss_mib()
             leftovers = list(uploads.iterdir())
     print(json.dumps({"machine": {"cpus": os.cpu_count()}, "backend": args.backend, "repeat": args.repeat,
@@ -105,10 +163,11 @@ def main() -> None:
                                                                "after": round(rss_after, 1)},
                       "temporary_files_left": len(leftovers)}, indent=2))
     print()
-    print("| media | direct (median ms) | through the gateway (median ms) | ratio |")
-    print("|---|---|---|---|")
+    print("| media | direct (median ms) | gateway, unlabelled | ratio | gateway, labelled | ratio | labelling costs |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['media']} | {row['direct_ms']} | {row['proxy_ms']} | {row['ratio']} |")
+        print(f"| {row['media']} | {row['direct_ms']} | {row['unlabelled_ms']} | {row['unlabelled_ratio']} "
+              f"| {row['labelled_ms']} | {row['labelled_ratio']} | {row['labelling_cost_ms']} ms |")
     print(f"\ngateway worker peak RSS: {rss_before:.1f} MiB after warm-up, {rss_after:.1f} MiB after all runs")
 
 

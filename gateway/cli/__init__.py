@@ -6,7 +6,7 @@ only this module puts them together, so the CLI has no import cycle.
 
 from __future__ import annotations
 
-from gateway.cli import algorithms, audit, clients, consents, demo, keys
+from gateway.cli import algorithms, audit, clients, consents, demo, keys, labels
 from gateway.cli.root import main
 
 for _command in (
@@ -17,6 +17,7 @@ for _command in (
     audit.audit_group,
     audit.retention_group,
     consents.consents_group,
+    labels.labels_group,
 ):
     main.add_command(_command)
 

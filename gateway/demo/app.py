@@ -2,7 +2,8 @@
 
 It does what a real integrating app does, over HTTP only: asks the gateway for a consent request,
 sends the person to the consent screen, reads the outcome, sends edits through the proxy and shows
-the edited image, or the gateway's refusal. Nothing here is used by the gateway itself.
+the edited image (with what ``POST /v1/labels/verify`` says about it), or the gateway's refusal.
+Nothing here is used by the gateway itself.
 """
 
 from __future__ import annotations
@@ -101,7 +102,13 @@ def create_demo_app(*, gateway: str, client_id: str, client_secret: str, filing_
         if response.status_code != 200:
             return render_template("problem.html", problem=response.json())
         image = base64.b64encode(response.content).decode()
-        return render_template("result.html", image=image, decision=response.headers.get("Consent-Decision"))
+        content_type = response.headers.get("content-type", "image/png")
+        # What anyone can learn from the file alone: the gateway's label says where it comes from.
+        checked = http.post("/v1/labels/verify", files={"file": ("edited", response.content, content_type)})
+        verification = checked.json() if checked.status_code == 200 else {
+            "valid": False, "error": {"code": checked.json().get("code"), "detail": checked.json().get("detail")}}
+        return render_template("result.html", image=image, content_type=content_type,
+                               decision=response.headers.get("Consent-Decision"), verification=verification)
 
     @app.get("/consents/<consent_id>")
     def consent(consent_id: str) -> str:

@@ -2,7 +2,8 @@
 
 They stand in for a provider's model. There is no face detector here: the "face area" is the
 centre-upper disc where a portrait puts the face, which is enough to make every edit plainly visible.
-Every edited image carries a visible "AI-generated" label (Deep Synthesis Provisions Art. 17).
+The outputs carry no label of their own: the gateway labels every output it relays (gateway.labels:
+the visible "AI生成 / AI-generated" mark and the signed AIGC metadata of GB 45438-2025).
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ import sys
 import warnings
 import wave
 
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps, UnidentifiedImageError
 
 PNG = "image/png"
 WAV = "audio/wav"
-LABEL = "AI-generated"
 
 # Bounds on the work one request may cause in this single-threaded demo.
 MAX_IMAGE_PIXELS = 40_000_000
-MIN_IMAGE_SIDE = 64  # the smallest side on which the label stays legible
+MIN_IMAGE_SIDE = 64  # the smallest side on which the gateway's mark stays legible
 MAX_AUDIO_SAMPLES = 5_000_000  # about a minute of 44.1 kHz mono
 
 _GRAIN_SECONDS = 0.03
@@ -43,7 +43,7 @@ def swap_face(source: bytes, target: bytes, *, opacity: float = 1.0) -> bytes:
     side = box[2] - box[0]
     face = source_image.crop(_face_box(source_image)).resize((side, side), Image.Resampling.LANCZOS)
     target_image.paste(face, box[:2], _disc_mask(side, opacity))
-    return _png(_labelled(target_image))
+    return _png(target_image)
 
 
 def restyle_face(target: bytes) -> bytes:
@@ -52,7 +52,7 @@ def restyle_face(target: bytes) -> bytes:
     box = _face_box(image)
     styled = ImageOps.posterize(ImageEnhance.Color(image.crop(box)).enhance(2.5), 3)
     image.paste(styled, box[:2], _disc_mask(box[2] - box[0], 1.0))
-    return _png(_labelled(image))
+    return _png(image)
 
 
 def shift_pitch(wav: bytes, semitones: float) -> bytes:
@@ -160,22 +160,6 @@ def _disc_mask(side: int, opacity: float) -> Image.Image:
     mask = Image.new("L", (side, side), 0)
     ImageDraw.Draw(mask).ellipse((inset, inset, side - 1 - inset, side - 1 - inset), fill=round(255 * opacity))
     return mask.filter(ImageFilter.GaussianBlur(blur))
-
-
-def _labelled(image: Image.Image) -> Image.Image:
-    draw = ImageDraw.Draw(image)
-    size = max(8, image.height // 18)
-    text_width = draw.textlength(LABEL, font=ImageFont.load_default(size=size))
-    # Narrow images get a smaller label rather than one cut off at the edge.
-    size = max(1, min(size, math.floor(size * image.width * 0.6 / text_width)))
-    font = ImageFont.load_default(size=size)
-    left, top, right, bottom = draw.textbbox((0, 0), LABEL, font=font)
-    pad = max(3, (bottom - top) // 3)
-    width, height = right - left + 2 * pad, bottom - top + 2 * pad
-    x, y = image.width - width - pad, image.height - height - pad
-    draw.rectangle((x, y, x + width, y + height), fill=(0, 0, 0))
-    draw.text((x + pad - left, y + pad - top), LABEL, fill=(255, 255, 255), font=font)
-    return image
 
 
 def _png(image: Image.Image) -> bytes:

@@ -111,7 +111,12 @@ def run_edit(app: Flask, request: Request, upload: Upload, *, client_id: str, re
         except upstream.UpstreamError as exc:
             _record_failure(context, exc, request_id)
             return Failed(context, exc)
-    output, relay = upstream.relay(reply, context, _outcome_recorder(app, context, request_id))
+    try:
+        output, relay = upstream.relay(reply, context, _outcome_recorder(app, context, request_id))
+    except upstream.UpstreamError as exc:
+        # An output transform refused the answer (e.g. it cannot be labelled) before anything was sent.
+        _record_failure(context, exc, request_id)
+        return Failed(context, exc)
     return Relayed(context, output, relay)
 
 

@@ -11,7 +11,8 @@ What an upstream receives (the contract a provider implements, see ``gateway/dem
 
 Media are streamed from the gateway's temporary files and the answer is streamed back chunk by chunk,
 so memory does not grow with either. The answer passes through the registered output transforms (the
-place where output labels plug in) and is hashed as it leaves, for the outcome's ``output_sha256``.
+place where output labels plug in: ``gateway.labels``, installed by :func:`init_app`) and is hashed as it
+leaves, for the outcome's ``output_sha256``: the digest of what the app received, labels included.
 
 The answer is sent without a Content-Length (chunked), on purpose: transforms may change its size, and
 the final chunk leaves only after the outcome is recorded, so an app that has read the whole answer
@@ -41,6 +42,7 @@ __all__ = [
     "CONSENT_TICKET_HEADER",
     "EditContext",
     "Output",
+    "OutputRefused",
     "OutputTransform",
     "Relay",
     "Reply",
@@ -93,6 +95,13 @@ class UpstreamRefused(UpstreamError):
 
 class UpstreamFailed(UpstreamError):
     code = "upstream_failed"
+
+
+class OutputRefused(UpstreamError):
+    """The upstream answered with an edit that an output transform will not pass on (e.g. it cannot be
+    labelled, ``gateway.labels``); subclasses name why in their ``code``."""
+
+    code = "output_refused"
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,11 @@ def init_app(app: Flask) -> None:
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
     app.extensions[_EXT] = _State(client=client, transforms=[])
+    # Every edited output is labelled (GB 45438-2025) before anything else sees it: installed with the
+    # proxy itself, so no app can run the proxy without it. Imported here: gateway.labels imports this module.
+    from gateway.labels import transform as labels
+
+    labels.init_app(app)
 
 
 def add_output_transform(app: Flask, transform: OutputTransform) -> None:
@@ -200,6 +214,11 @@ def relay(
     try:
         for transform in _state(current_app).transforms:
             output = transform(context, output)
+    except UpstreamError:
+        # A transform refused the output, or the upstream's answer broke off while a transform read it:
+        # nothing has reached the app, so the caller answers 502 and records the failure with the code.
+        reply.close()
+        raise
     except BaseException:
         reply.close()
         on_done(False, None)
@@ -245,6 +264,10 @@ class Relay:
         if self._finished:
             return
         self._finished = True
+        # A transform's output may hold a resource of its own (a spooled file): WSGI's close() convention.
+        close = getattr(self._output.chunks, "close", None)
+        if callable(close):
+            close()
         self._reply.close()
         self._on_done(completed, self._digest.hexdigest() if completed else None)
 

@@ -13,7 +13,7 @@ from gateway.core.db import db
 from tests.factories import bearer, make_app_client, token_for
 
 # Multipart and form endpoints have their own bad-input tests; OAuth answers in RFC 6749 form.
-NOT_JSON = re.compile(r"^/(oauth/|consent/|me|v1/edits)")
+NOT_JSON = re.compile(r"^/(oauth/|consent/|me|v1/edits|v1/labels/)")
 
 
 def _json_post_routes(app: Flask) -> list[str]:

@@ -148,7 +148,8 @@ PATHS: dict[str, Any] = {
                 "415": openapi.problem("not multipart/form-data"),
                 "422": openapi.problem(),
                 "502": openapi.problem("upstream_timeout / upstream_unreachable / upstream_refused / "
-                                       "upstream_failed; the outcome is recorded as failed"),
+                                       "upstream_failed, or the output could not be labelled (label_unsupported / "
+                                       "label_unavailable / label_failed); the outcome is recorded as failed"),
                 "503": openapi.problem("no decision possible now (fail closed)"),
                 "507": openapi.problem("insufficient_storage: no room to spool the upload now (Retry-After); "
                                        "nothing was decided"),

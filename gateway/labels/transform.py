@@ -1,0 +1,351 @@
+"""The proxy's output transform that labels every edited output before the app gets any of it.
+
+``gateway.proxy.upstream.init_app`` installs it (first, so later transforms see the labelled output).
+For each answer of an upstream:
+
+1. the first bytes say the container (:func:`gateway.labels.verifier.sniff`); a format the gateway cannot
+   label is refused (502 ``label_unsupported``, the edit recorded ``failed``) unless ``LABEL_UNSUPPORTED``
+   is ``pass``: then it streams through unlabelled as before, with an ``output.unlabelled`` audit entry;
+2. the whole answer is spooled to a temporary file (in memory up to 1 MiB, then under ``UPLOAD_DIR``),
+   because the signature covers all of it;
+3. the explicit mark is drawn (images) or played (WAV) unless the app is one of ``LABEL_UNMARKED_CLIENTS``;
+   an output without one gets an ``output.unmarked`` audit entry saying why;
+4. the label is written with a placeholder signature of the final length, the content digest is taken
+   on the settled file, the label is signed and written again, and the result is verified as any
+   verifier would (a label that would not verify is never sent);
+5. the labelled file streams to the app; the proxy hashes what leaves for the outcome's ``output_sha256``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+import httpx
+from flask import Flask, current_app, g, has_request_context
+from sqlalchemy.exc import SQLAlchemyError
+
+from consent.journal import SYSTEM
+from gateway.auditing.trail import AuditJournal
+from gateway.core.clock import utcnow
+from gateway.core.config import ConfigError
+from gateway.core.db import db
+from gateway.keys import keyring
+from gateway.keys.store import KeyStoreError, Signer
+from gateway.labels import aigc, containers, marks
+from gateway.labels._optional import available, import_optional
+from gateway.labels.errors import LabelRefused, LabelUnavailable, LabelUnsupported
+from gateway.labels.verifier import LabelError, read_label, sniff, verify_label
+from gateway.proxy import upstream
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LabelPolicy", "init_app", "label_output"]
+
+UNSUPPORTED_POLICIES = ("refuse", "pass")
+_EXT = "consent_gateway.labels"
+_SPOOL_IN_MEMORY = 1024 * 1024
+_STREAM_CHUNK = 256 * 1024
+_SNIFF_BYTES = 16
+_UNKNOWN_DIGEST = "0" * 64
+
+
+@dataclass(frozen=True)
+class LabelPolicy:
+    """The ``LABEL_*`` configuration, checked once when the app starts."""
+
+    producer: str
+    unsupported: str
+    mark: marks.ImageMark
+    audio_cue_seconds: float
+    unmarked_clients: frozenset[str]
+    max_image_pixels: int
+    max_output_bytes: int
+    spool_dir: str | None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> LabelPolicy:
+        unsupported = str(config["LABEL_UNSUPPORTED"])
+        if unsupported not in UNSUPPORTED_POLICIES:
+            raise ConfigError(f"LABEL_UNSUPPORTED is one of {UNSUPPORTED_POLICIES}, not {unsupported!r}")
+        corner = str(config["LABEL_MARK_CORNER"])
+        if corner not in marks.CORNERS:
+            raise ConfigError(f"LABEL_MARK_CORNER is one of {marks.CORNERS}, not {corner!r}")
+        cue = float(config["LABEL_AUDIO_CUE_SECONDS"])
+        if not 0.1 <= cue <= 5:
+            raise ConfigError("LABEL_AUDIO_CUE_SECONDS is between 0.1 and 5 (to send audio without the cue, "
+                              "name the app in LABEL_UNMARKED_CLIENTS)")
+        configured_font = str(config["LABEL_MARK_FONT"] or "")
+        font = marks.find_cjk_font(configured_font)
+        if configured_font and font is None:
+            raise ConfigError(f"LABEL_MARK_FONT {configured_font!r} is not a file")
+        clients = config["LABEL_UNMARKED_CLIENTS"] or ()
+        if isinstance(clients, str):
+            clients = [c.strip() for c in clients.split(",") if c.strip()]
+        return cls(
+            producer=str(config["LABEL_PRODUCER"] or ""),
+            unsupported=unsupported,
+            mark=marks.ImageMark(corner=corner, font_path=font),
+            audio_cue_seconds=cue,
+            unmarked_clients=frozenset(str(c) for c in clients),
+            max_image_pixels=int(config["LABEL_MAX_IMAGE_PIXELS"]),
+            max_output_bytes=int(config["LABEL_MAX_OUTPUT_MB"]) * 1024 * 1024,
+            spool_dir=str(config["UPLOAD_DIR"] or "") or None,
+        )
+
+
+def init_app(app: Flask) -> None:
+    """Check the configuration and register :func:`label_output` on the proxy."""
+    policy = LabelPolicy.from_config(app.config)
+    app.extensions[_EXT] = policy
+    if policy.mark.font_path is None:
+        log.warning("no CJK font found (install fonts-wqy-zenhei or fonts-noto-cjk, or set "
+                    "CONSENT_GATEWAY_LABEL_MARK_FONT): image marks read 'AI-generated' only, without 'AI生成'")
+    missing = [name for name in ("PIL", "mutagen") if not available(name)]
+    if missing:
+        log.warning("the [labels] extra is not installed (%s missing): edited outputs cannot be labelled and "
+                    "are refused (502 label_unavailable)", ", ".join(missing))
+    upstream.add_output_transform(app, label_output)
+
+
+def policy_of(app: Flask) -> LabelPolicy:
+    policy = app.extensions.get(_EXT)
+    if not isinstance(policy, LabelPolicy):
+        raise RuntimeError("gateway.labels.transform.init_app was not called for this app")
+    return policy
+
+
+def label_output(context: upstream.EditContext, output: upstream.Output) -> upstream.Output:
+    """The labelled output, or a refusal (:class:`~gateway.labels.errors.LabelRefused`)."""
+    policy = policy_of(current_app)
+    chunks = iter(output.chunks)
+    head = _head(chunks)
+    container = sniff(head[0][:_SNIFF_BYTES] if len(head) == 1 else b"".join(head)[:_SNIFF_BYTES])
+    if container is None:
+        refusal = LabelUnsupported(f"the upstream's answer (sent as {output.content_type!r}) is not a PNG, JPEG, "
+                                   "WAV, MP3 or MP4/M4A file, the formats the gateway can label")
+        # Passed through as the proxy always did: nothing is spooled for an output that is not labelled.
+        return _unlabelled(context, output, _Chained(head, chunks), policy, refusal)
+    spool = _spool(head, chunks, policy)
+    try:
+        labelled, unmarked = _label(context, container, spool, policy)
+    except LabelUnavailable as refusal:
+        spool.seek(0)
+        return _unlabelled(context, output, _SpoolStream(spool), policy, refusal)
+    except BaseException:
+        spool.close()
+        raise
+    try:
+        if unmarked is not None:
+            _audit("output.unmarked", context, reason=unmarked, container=container)
+        labelled.seek(0)
+    except BaseException:
+        labelled.close()
+        raise
+    return upstream.Output(content_type=output.content_type, chunks=_SpoolStream(labelled), headers=output.headers)
+
+
+def _label(context: upstream.EditContext, container: str, spool: IO[bytes],
+           policy: LabelPolicy) -> tuple[IO[bytes], str | None]:
+    """Mark (unless waived), label and sign; the labelled file and why it has no explicit mark (or None)."""
+    waived = context.client_id in policy.unmarked_clients
+    # Checked before the spool is touched, so a missing extra can still let the output pass (if allowed).
+    if container in ("wav", "mp3", "mp4"):
+        import_optional("mutagen")
+    elif not waived:
+        import_optional("PIL")
+    signer = _signer()
+    current, unmarked = spool, None
+    if waived:
+        unmarked = "mark_waived"
+    elif container in ("png", "jpeg"):
+        current = _rewrite(current, policy, lambda source, out: marks.mark_image(
+            source, container, out, mark=policy.mark, max_pixels=policy.max_image_pixels))
+    elif container == "wav" and marks.is_pcm_wav(current):
+        current = _rewrite(current, policy,
+                           lambda source, out: marks.cue_wav(source, out, seconds=policy.audio_cue_seconds))
+    else:
+        unmarked = "mark_unsupported"  # MP3, MP4 and non-PCM WAV: the implicit label only (docs/LABELS.md)
+    provenance = aigc.Provenance(decision_id=context.decision_id, client_id=context.client_id,
+                                 operation=context.operation, algorithm=context.algorithm,
+                                 consents=tuple(context.consents))
+    fields = aigc.label_fields(policy.producer or signer.issuer, provenance)
+    now = utcnow()
+    header = aigc.signature_header(signer, provenance, container=container, content_sha256=_UNKNOWN_DIGEST,
+                                   now=now)
+    try:
+        # The placeholder has the signature's final length, so the container settles its layout now
+        # (tag sizes, padding, an MP3's ID3v1) and the digest taken next is the one the label keeps.
+        current = _write(container, current, aigc.label_value(aigc.with_signature(fields, aigc.placeholder(header))),
+                         policy)
+        found = read_label(current)
+        header = {**header, "content": {"container": container, "sha256": found.content_sha256}}
+        signature = aigc.sign(fields, header, signer)
+        current = _write(container, current, aigc.label_value(aigc.with_signature(fields, signature)), policy)
+        # What any verifier will check, checked before the app gets a byte.
+        verify_label(current, {"keys": [_jwk(signer)]}, issuer=signer.issuer)
+    except LabelError as exc:
+        current.close()
+        raise LabelRefused(f"the labelled {container} output does not verify ({exc.code}: {exc})") from exc
+    except BaseException:
+        current.close()
+        raise
+    return current, unmarked
+
+
+def _write(container: str, media: IO[bytes], value: str, policy: LabelPolicy) -> IO[bytes]:
+    written = containers.write_label(container, media, value, lambda: _new_file(policy))
+    if written is not media:
+        media.close()
+    return written
+
+
+def _rewrite(media: IO[bytes], policy: LabelPolicy, make: Callable[[IO[bytes], IO[bytes]], None]) -> IO[bytes]:
+    """A new file made from ``media`` by ``make(media, out)``; ``media`` is closed either way."""
+    out = _new_file(policy)
+    try:
+        make(media, out)
+    except BaseException:
+        out.close()
+        raise
+    finally:
+        media.close()
+    return out
+
+
+def _new_file(policy: LabelPolicy) -> IO[bytes]:
+    try:
+        return tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, mode="w+b", dir=policy.spool_dir)
+    except OSError as exc:
+        raise LabelRefused(f"no temporary file for labelling: {exc}") from exc
+
+
+def _head(chunks: Iterator[bytes]) -> list[bytes]:
+    """The first chunks, at least enough bytes to tell the container (fewer only at the end)."""
+    head: list[bytes] = []
+    size = 0
+    try:
+        while size < _SNIFF_BYTES:
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            head.append(chunk)
+            size += len(chunk)
+    except httpx.HTTPError as exc:
+        raise _broken(exc) from exc
+    return head or [b""]
+
+
+def _spool(head: list[bytes], chunks: Iterator[bytes], policy: LabelPolicy) -> IO[bytes]:
+    spool = _new_file(policy)
+    size = 0
+    try:
+        for chunk in _Chained(head, chunks):
+            size += len(chunk)
+            if size > policy.max_output_bytes:
+                raise LabelRefused(f"outputs of at most {policy.max_output_bytes // (1024 * 1024)} MiB are labelled "
+                                   "(CONSENT_GATEWAY_LABEL_MAX_OUTPUT_MB)")
+            spool.write(chunk)
+    except httpx.HTTPError as exc:
+        spool.close()
+        raise _broken(exc) from exc
+    except OSError as exc:
+        spool.close()
+        raise LabelRefused(f"no room to spool the output for labelling: {exc}") from exc
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+def _broken(exc: httpx.HTTPError) -> upstream.UpstreamError:
+    # Read before anything was sent to the app, so this is an ordinary upstream failure (502).
+    if isinstance(exc, httpx.TimeoutException):
+        return upstream.UpstreamTimeout(f"the upstream's answer did not arrive in time ({type(exc).__name__})")
+    return upstream.UpstreamFailed(f"the upstream's answer broke off ({type(exc).__name__})")
+
+
+def _unlabelled(context: upstream.EditContext, output: upstream.Output, chunks: Iterable[bytes],
+                policy: LabelPolicy, refusal: LabelRefused) -> upstream.Output:
+    if policy.unsupported != "pass":
+        _close(chunks)
+        raise refusal
+    try:
+        _audit("output.unlabelled", context, reason=refusal.code, detail=str(refusal),
+               content_type=output.content_type)
+    except BaseException:
+        _close(chunks)
+        raise
+    return upstream.Output(content_type=output.content_type, chunks=chunks, headers=output.headers)
+
+
+def _audit(action: str, context: upstream.EditContext, **fields: Any) -> None:
+    """An entry of its own, committed before the output leaves: no unlabelled or unmarked output goes unrecorded."""
+    request_id = g.get("request_id") if has_request_context() else None
+    try:
+        with db.unit_of_work() as session:
+            now = utcnow()
+            AuditJournal(session, now, request_id=request_id).record(
+                action, SYSTEM, decision_id=context.decision_id, client_id=context.client_id,
+                operation=context.operation, algorithm=context.algorithm, consents=list(context.consents),
+                **fields)
+    except SQLAlchemyError as exc:
+        raise LabelRefused(f"the audit entry {action} cannot be written, so the output is not sent") from exc
+
+
+def _signer() -> Signer:
+    try:
+        with db.unit_of_work() as session:
+            return keyring.signer(session)
+    except (KeyStoreError, SQLAlchemyError) as exc:
+        raise LabelRefused("the signing key is unavailable, so the output cannot be labelled") from exc
+
+
+def _jwk(signer: Signer) -> dict[str, str]:
+    x = base64.urlsafe_b64encode(signer.public_key_bytes).decode("ascii").rstrip("=")
+    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": signer.kid, "use": "sig", "alg": "EdDSA"}
+
+
+def _close(chunks: Iterable[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if callable(close):
+        close()
+
+
+class _Chained:
+    """The chunks already read, then the rest of the upstream's answer."""
+
+    def __init__(self, head: list[bytes], rest: Iterator[bytes]) -> None:
+        self._head = [chunk for chunk in head if chunk]
+        self._rest = rest
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._head
+        yield from self._rest
+
+    def close(self) -> None:
+        _close(self._rest)
+
+
+class _SpoolStream:
+    """The labelled file in large chunks; closed (and so deleted) at its end or when the response closes."""
+
+    def __init__(self, media: IO[bytes]) -> None:
+        self._media = media
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = self._media.read(_STREAM_CHUNK)
+        if not chunk:
+            self.close()
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        self._media.close()
