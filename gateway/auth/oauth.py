@@ -7,7 +7,6 @@ refused on the very next request in every process; there is no in-process token 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 import secrets
 import time
@@ -30,6 +29,7 @@ from werkzeug.local import LocalProxy
 
 from consent.journal import Journal, Party
 from gateway.auth.models import OAuthClient, OAuthToken, secret_hash
+from gateway.auth.redirects import is_host
 from gateway.core.db import db, standalone
 from gateway.core.problems import Problem
 
@@ -256,7 +256,6 @@ CLIENT_METADATA = ("client_uri", "policy_uri", "tos_uri", "logo_uri")
 # RFC 3986 characters only: these URLs end up in pages and (the logo's origin) in the
 # Content-Security-Policy, where a quote, a space or a semicolon must never arrive.
 _URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
-_DNS_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 _MAX_URI_LENGTH = 2000
 
 
@@ -271,23 +270,13 @@ def _metadata_uri(field: str, uri: str | None) -> str | None:
     loopback = host in ("localhost", "127.0.0.1", "::1")
     if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
         raise ValueError(f"{field} must be an https URL (http only on loopback, for development): {uri}")
-    if parts.username or parts.password or not _is_host(host):
+    if parts.username or parts.password or not is_host(host):
         raise ValueError(f"{field} needs a DNS name or an IP address as its host, and no credentials: {uri}")
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError as exc:
         raise ValueError(f"{field} has an invalid port: {uri}") from exc
     return uri
-
-
-def _is_host(host: str) -> bool:
-    if _DNS_NAME.fullmatch(host):
-        return True
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def create_client(

@@ -23,12 +23,13 @@ def validate_redirect_uri(uri: str) -> str:
         raise ValueError(f"redirect URI must be https (http only for loopback): {uri}")
     if not parts.netloc or parts.fragment or parts.username or parts.password:
         raise ValueError(f"redirect URI needs a host and no fragment or credentials: {uri}")
-    if not _is_host(parts.hostname or ""):
+    if not is_host(parts.hostname or ""):
         raise ValueError(f"redirect URI needs a DNS name or an IP address as its host: {uri}")
     return uri
 
 
-def _is_host(host: str) -> bool:
+def is_host(host: str) -> bool:
+    """A DNS name or an IP address: what a URL we store and show may name as its host."""
     if _DNS_NAME.fullmatch(host):
         return True
     try:
