@@ -4,7 +4,7 @@
                                  [--proofs N] [--baseline N]
 
 For each backend and size, one throw-away database gets one shard of that many entries through the fast
-path of ``tests/audit_db/synthetic_shard.py`` (the sequencer's own node code, small stand-in bodies), then
+path of ``tests/gateway/auditing/synthetic_shard.py`` (the sequencer's own node code, small stand-in bodies), then
 --proofs inclusion and --proofs consistency proofs at random positions against the full tree are served as a
 request would: a fresh session each, ``audit.proofs.inclusion`` / ``consistency``. Reported: median and p99
 milliseconds per proof, SQL statements and rows per proof. Every proof is verified against the tree's root.
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from audit import proofs, rfc9162, tree
 from audit.models import Entry
 from gateway.core.db import db
-from tests.audit_db.synthetic_shard import body, counting_reads, write_shard
+from tests.gateway.auditing.synthetic_shard import body, counting_reads, write_shard
 
 SHARD = "2026-05"
 

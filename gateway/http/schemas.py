@@ -1,7 +1,7 @@
 """What the API answers, as pydantic models for ``/openapi.json``, where more than one module needs them.
 
 The models only *describe* the JSON: the views build their answers themselves, and
-``tests/gateway/test_openapi_examples.py`` checks real answers against these descriptions. A model
+``tests/gateway/http/test_openapi_examples.py`` checks real answers against these descriptions. A model
 beside its routes is enough when one module uses it; the pieces here are shared.
 
 The ``EXAMPLE_*`` values are one consistent story, taken from a real run of the gateway (issuer

@@ -1,7 +1,7 @@
 """Faults that a test can stage reliably: the upload folder's disk is full; the gateway cannot serve the
 reference upstream its keys.
 
-(kill -9 of gateway processes: tests/audit_db/test_crash.py; a hanging or closed upstream:
+(kill -9 of gateway processes: tests/gateway/auditing/test_crash.py; a hanging or closed upstream:
 tests/enforcement/test_edits.py; all of them, and a PostgreSQL restart, under load: bench/faults.py.)
 """
 

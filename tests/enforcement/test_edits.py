@@ -38,7 +38,7 @@ from tests.factories import (
     make_consent,
     register_algorithm,
 )
-from tests.gateway.test_demo_upstream import AUDIO, SOURCE, TARGET, energy_at
+from tests.gateway.demo.test_demo_upstream import AUDIO, SOURCE, TARGET, energy_at
 
 pytestmark = pytest.mark.e2e
 

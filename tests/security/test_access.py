@@ -1,10 +1,10 @@
 """Who may do what: scopes, one app against another, one subject against another, portal sessions.
 
 Already covered elsewhere and not repeated here: a token asking for scopes its app lacks
-(tests/gateway/test_oauth.py), the modality scope of decisions and edits (tests/enforcement), another
-app's request, consent or decision id (tests/consent_http/test_requests_api.py, test_me.py,
+(tests/gateway/auth/test_oauth.py), the modality scope of decisions and edits (tests/enforcement), another
+app's request, consent or decision id (tests/gateway/consents/test_requests_api.py, test_me.py,
 tests/enforcement/test_decisions.py), another subject's consent on /me (test_me.py), forged and
-foreign CSRF tokens on the consent screen (tests/consent_http/test_portal.py).
+foreign CSRF tokens on the consent screen (tests/gateway/consents/test_portal.py).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.factories import audit_entries
-from tests.gateway.test_demo_upstream import SOURCE
+from tests.gateway.demo.test_demo_upstream import SOURCE
 from tests.security.conftest import FILING, ProxyStack
 
 pytestmark = pytest.mark.e2e

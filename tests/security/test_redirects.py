@@ -1,6 +1,6 @@
 """Open redirects: the portal sends a person only to a URI the app registered, character for character.
 
-(The happy paths, grant and decline back to the registered URI, are in tests/consent_http/test_portal.py.)
+(The happy paths, grant and decline back to the registered URI, are in tests/gateway/consents/test_portal.py.)
 """
 
 from __future__ import annotations

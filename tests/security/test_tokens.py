@@ -2,8 +2,8 @@
 to an upstream. Keys come only from the gateway's own key set; headers naming other keys are ignored.
 
 (alg none, HS256 keyed with the public key, unknown kid, altered payloads and replayed tickets are in
-tests/consent/test_jws.py, test_ticket_verifier.py, tests/consent_http/test_verify.py and
-tests/gateway/test_demo_upstream.py.)
+tests/consent/test_jws.py, test_ticket_verifier.py, tests/gateway/consents/test_verify.py and
+tests/gateway/demo/test_demo_upstream.py.)
 """
 
 from __future__ import annotations

@@ -28,9 +28,9 @@ from tests.enforcement.conftest import (  # noqa: F401 - fixtures used by this m
     served,
 )
 from tests.factories import App, audit_entries, end_consent, make_app_client, make_consent, register_algorithm
+from tests.gateway.demo.test_demo_upstream import AUDIO, SOURCE
+from tests.gateway.http.test_openapi_examples import assert_documented
 from tests.gateway.labels import media
-from tests.gateway.test_demo_upstream import AUDIO, SOURCE
-from tests.gateway.test_openapi_examples import assert_documented
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,6 @@ from gateway.auth.oauth import create_client
 from gateway.core.clock import utcnow
 from gateway.core.db import db
 from tests.conftest import SESSION_COOKIE
-from tests.consent_http.conftest import Caller
 from tests.factories import (
     App,
     PortalVisitor,
@@ -36,6 +35,7 @@ from tests.factories import (
     register_algorithm,
     token_for,
 )
+from tests.gateway.consents.conftest import Caller
 
 BOB = "bob@example.com"
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

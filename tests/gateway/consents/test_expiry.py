@@ -10,7 +10,6 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 
 from gateway.cli import main
-from tests.consent_http.conftest import Caller
 from tests.factories import (
     PortalVisitor,
     audit_entries,
@@ -19,6 +18,7 @@ from tests.factories import (
     last_code,
     token_for,
 )
+from tests.gateway.consents.conftest import Caller
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -23,9 +23,9 @@ from gateway.auditing import witnesses
 from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
-from tests.audit_db.anchors import gateway_keys
-from tests.audit_db.witness_server import Witness
 from tests.factories import bearer, make_app_client, token_for
+from tests.gateway.auditing.anchors import gateway_keys
+from tests.gateway.auditing.witness_server import Witness
 
 NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 ORIGIN = "gateway.test/audit/2026-11"

@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 
 from consent.models import ConsentRequest, Subject
 from gateway.core.db import db
-from tests.consent_http.conftest import REDIRECT_URI, Caller
 from tests.factories import (
     audit_entries,
     bearer,
@@ -20,6 +19,7 @@ from tests.factories import (
     register_algorithm,
     token_for,
 )
+from tests.gateway.consents.conftest import REDIRECT_URI, Caller
 
 
 def _count(app: Flask, model: Any) -> int:

@@ -22,7 +22,7 @@ from audit.rfc9162 import MerkleFrontier
 from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.core import migrate
 from gateway.core.db import db
-from tests.audit_db.synthetic_shard import body, counting_reads, write_shard
+from tests.gateway.auditing.synthetic_shard import body, counting_reads, write_shard
 
 BIG, SMALL = "2026-05", "2026-06"
 

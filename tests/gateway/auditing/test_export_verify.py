@@ -19,8 +19,8 @@ from audit.verify import verify_bundle
 from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
-from tests.audit_db.anchors import gateway_keys
 from tests.factories import bearer, make_app_client, token_for
+from tests.gateway.auditing.anchors import gateway_keys
 
 
 def _append(app: Flask, n: int, now: datetime) -> None:

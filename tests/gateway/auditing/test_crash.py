@@ -1,6 +1,6 @@
 """Real gateway processes appending, killed with SIGKILL mid-load, and two of them at once.
 
-Every child is a real app (``tests/audit_db/appender.py``) on the test's database. A child prints a
+Every child is a real app (``tests/gateway/auditing/appender.py``) on the test's database. A child prints a
 line only after its transaction committed, so the lines read from its stdout are exactly what must
 survive; nothing here relies on timing for correctness. Where the kill lands is random (the seed is in
 every failure message): the only sleep is a random delay *before* a kill, to scatter kills across
@@ -36,8 +36,8 @@ from gateway.auditing import runner as audit_runner
 from gateway.cli import main
 from gateway.core.clock import utcnow
 from gateway.core.db import db
-from tests.audit_db.anchors import gateway_keys
 from tests.conftest import ISSUER, MASTER_KEY
+from tests.gateway.auditing.anchors import gateway_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ class Child:
             "CONSENT_GATEWAY_LOG_LEVEL": "WARNING",
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.audit_db.appender", *args],
+            [sys.executable, "-m", "tests.gateway.auditing.appender", *args],
             cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.lines: list[str] = []

@@ -26,7 +26,7 @@ from gateway.auditing import runner as audit_runner
 from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
-from tests.audit_db.anchors import gateway_keys
+from tests.gateway.auditing.anchors import gateway_keys
 
 NOW = datetime(2026, 11, 3, tzinfo=UTC)
 BIG = "x" * 100_000  # needs new pages wherever it goes

@@ -1,4 +1,4 @@
-"""A gateway process for the crash and concurrency tests: ``python -m tests.audit_db.appender MODE …``.
+"""A gateway process for the crash and concurrency tests: ``python -m tests.gateway.auditing.appender MODE …``.
 
 It builds the real app from the ``CONSENT_GATEWAY_*`` environment (the same way a gunicorn worker
 does), prints ``ready``, waits for a line on stdin (so that several children start their load at the

@@ -22,7 +22,7 @@ from audit.verify import verify_bundle
 from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
-from tests.audit_db.anchors import gateway_keys
+from tests.gateway.auditing.anchors import gateway_keys
 
 OLD = datetime(2026, 1, 10, tzinfo=UTC)
 NOW = datetime(2029, 3, 15, tzinfo=UTC)

@@ -16,7 +16,6 @@ from consent.models import Consent, OneTimeCode
 from gateway import create_app
 from gateway.core.db import db
 from tests.conftest import SESSION_COOKIE, app_config, init_keys
-from tests.consent_http.conftest import REDIRECT_URI, Caller
 from tests.factories import (
     PortalVisitor,
     audit_entries,
@@ -28,6 +27,7 @@ from tests.factories import (
     register_algorithm,
     token_for,
 )
+from tests.gateway.consents.conftest import REDIRECT_URI, Caller
 
 
 def _consents(app: Flask) -> int:

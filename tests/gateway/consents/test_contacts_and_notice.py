@@ -17,8 +17,8 @@ from consent.subjects import parse_contact
 from gateway.core.db import db
 from gateway.keys.contacts import Vault
 from gateway.keys.store import KeyStoreError
-from tests.consent_http.conftest import Caller
 from tests.factories import create_consent_request
+from tests.gateway.consents.conftest import Caller
 
 MASTER = b"m" * 32
 

@@ -20,8 +20,8 @@ from consent.records import CONSENT_TYP
 from gateway.cli import main
 from gateway.core.db import db
 from gateway.keys.keyring import signer
-from tests.consent_http.conftest import Caller
 from tests.factories import PortalVisitor, bearer, create_consent_request
+from tests.gateway.consents.conftest import Caller
 
 
 def _b64(data: bytes) -> str:

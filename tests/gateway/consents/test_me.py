@@ -15,8 +15,6 @@ from consent.models import OneTimeCode
 from gateway import create_app
 from gateway.core.db import db
 from tests.conftest import app_config
-from tests.consent_http.conftest import Caller
-from tests.consent_http.test_flow import pyjwt_verify
 from tests.factories import (
     PortalVisitor,
     audit_entries,
@@ -27,6 +25,8 @@ from tests.factories import (
     register_algorithm,
     token_for,
 )
+from tests.gateway.consents.conftest import Caller
+from tests.gateway.consents.test_flow import pyjwt_verify
 
 MEDIA = [{"role": "source", "sha256": "a" * 64}]
 

@@ -8,8 +8,8 @@ import jwt
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.consent_http.conftest import Caller
 from tests.factories import PortalVisitor, audit_entries, bearer, create_consent_request, last_code
+from tests.gateway.consents.conftest import Caller
 
 
 def pyjwt_verify(client: FlaskClient, token: str, typ: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from audit.verify import Report, verify_bundle
 from gateway.auditing.trail import SYSTEM, AuditJournal
 from gateway.cli import main
 from gateway.core.db import db
-from tests.audit_db.anchors import gateway_keys
+from tests.gateway.auditing.anchors import gateway_keys
 
 NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 SHARD = "2026-11"
