@@ -7,11 +7,11 @@ from types import ModuleType
 from flask import Blueprint
 
 from gateway.http import home, oauth, ops, portal, well_known
-from gateway.http.api import algorithms, audit, clients, consents, decisions, edits, labels
+from gateway.http.api import algorithms, audit, clients, consents, decisions, edits, labels, tiles
 
 
 def _modules() -> list[ModuleType]:
-    return [home, ops, oauth, well_known, clients, algorithms, decisions, edits, consents, portal, audit, labels]
+    return [home, ops, oauth, well_known, clients, algorithms, decisions, edits, consents, portal, audit, labels, tiles]
 
 
 MODULES: list[ModuleType] = _modules()

@@ -56,7 +56,7 @@ def test_a_token_without_the_named_scope_is_refused_everywhere(
     consent_id = make_consent(app, owner.client_id)
     decision = client.post("/v1/decisions", json=_decision_body(consent_id), headers=bearer(full)).get_json()
     values = {"request_id": "creq_x", "consent_id": consent_id, "decision_id": decision["decision_id"],
-              "filing_number": FILING}
+              "filing_number": FILING, "shard": "2026-11", "rest": "0/000"}
     url = path.format(**{k: v for k, v in values.items() if "{" + k + "}" in path})
     kwargs: dict[str, Any] = {"headers": bearer(narrow)}
     if path == "/v1/decisions":
