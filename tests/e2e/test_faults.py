@@ -2,7 +2,7 @@
 reference upstream its keys.
 
 (kill -9 of gateway processes: tests/gateway/auditing/test_crash.py; a hanging or closed upstream:
-tests/enforcement/test_edits.py; all of them, and a PostgreSQL restart, under load: bench/faults.py.)
+tests/gateway/proxy/test_edits.py; all of them, and a PostgreSQL restart, under load: bench/faults.py.)
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Already covered elsewhere and not repeated here: a token asking for scopes its app lacks
 (tests/gateway/auth/test_oauth.py), the modality scope of decisions and edits (tests/enforcement), another
 app's request, consent or decision id (tests/gateway/consents/test_requests_api.py, test_me.py,
-tests/enforcement/test_decisions.py), another subject's consent on /me (test_me.py), forged and
+tests/gateway/decisions/test_decisions.py), another subject's consent on /me (test_me.py), forged and
 foreign CSRF tokens on the consent screen (tests/gateway/consents/test_portal.py).
 """
 

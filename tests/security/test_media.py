@@ -4,7 +4,7 @@ The gateway only hashes and forwards media (and never decodes a request's Conten
 bomb costs it the compressed size. The reference upstream decodes images with Pillow; it must refuse
 a PNG whose pixels or text chunks inflate far beyond the bytes sent, with a 415 the gateway turns
 into a 502 and a failed outcome, and must keep serving afterwards. (Path traversal in part file
-names: tests/enforcement/test_edits.py::test_part_filenames_never_become_paths.)
+names: tests/gateway/proxy/test_edits.py::test_part_filenames_never_become_paths.)
 """
 
 from __future__ import annotations

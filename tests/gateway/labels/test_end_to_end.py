@@ -21,7 +21,7 @@ from gateway.demo.app import create_demo_app
 from gateway.demo.upstream import create_demo_upstream
 from gateway.labels.verifier import verify_label
 from tests.e2e.conftest import LiveServer
-from tests.enforcement.conftest import (  # noqa: F401 - fixtures used by this module's tests
+from tests.gateway.conftest import (  # noqa: F401 - fixtures used by this module's tests
     FILING,
     Served,
     gateway_server,

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 
 from tests.e2e.conftest import LiveServer
-from tests.enforcement.conftest import FILING, gunicorn_gateway
+from tests.gateway.conftest import FILING, gunicorn_gateway
 from tests.factories import App, audit_entries, consent_row, make_app_client, make_consent, register_algorithm
 
 pytestmark = pytest.mark.e2e

@@ -28,7 +28,7 @@ from gateway.proxy import upstream
 from gateway.registry.algorithms import get_algorithm
 from tests.conftest import MASTER_KEY
 from tests.e2e.conftest import LiveServer
-from tests.enforcement.conftest import FILING, Served, free_port
+from tests.gateway.conftest import FILING, Served, free_port
 from tests.factories import (
     App,
     audit_entries,

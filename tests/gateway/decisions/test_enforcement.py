@@ -14,7 +14,7 @@ from consent.journal import Party
 from consent.policy import AlgorithmView, ConsentView, DecisionRequest, DenyReason
 from gateway.core.clock import utcnow
 from gateway.core.db import db
-from tests.enforcement.conftest import FILING
+from tests.gateway.conftest import FILING
 from tests.factories import App, consent_row, end_consent, make_consent
 
 ALGORITHM = AlgorithmView(filing_number=FILING, status="active", operations=frozenset({"face_swap"}))

@@ -22,7 +22,7 @@ from gateway.core.clock import utcnow
 from gateway.core.db import db
 from gateway.decisions.models import DecisionRow
 from tests.conftest import ISSUER, app_config
-from tests.enforcement.conftest import FILING
+from tests.gateway.conftest import FILING
 from tests.factories import (
     App,
     audit_entries,
