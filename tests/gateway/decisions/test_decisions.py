@@ -22,7 +22,6 @@ from gateway.core.clock import utcnow
 from gateway.core.db import db
 from gateway.decisions.models import DecisionRow
 from tests.conftest import ISSUER, app_config
-from tests.gateway.conftest import FILING
 from tests.factories import (
     App,
     audit_entries,
@@ -34,6 +33,7 @@ from tests.factories import (
     register_algorithm,
     token_for,
 )
+from tests.gateway.conftest import FILING
 
 SOURCE = hashlib.sha256(b"source image").hexdigest()
 TARGET = hashlib.sha256(b"target image").hexdigest()

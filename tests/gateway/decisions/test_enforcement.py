@@ -14,8 +14,8 @@ from consent.journal import Party
 from consent.policy import AlgorithmView, ConsentView, DecisionRequest, DenyReason
 from gateway.core.clock import utcnow
 from gateway.core.db import db
-from tests.gateway.conftest import FILING
 from tests.factories import App, consent_row, end_consent, make_consent
+from tests.gateway.conftest import FILING
 
 ALGORITHM = AlgorithmView(filing_number=FILING, status="active", operations=frozenset({"face_swap"}))
 MEDIA = {"source": hashlib.sha256(b"face").hexdigest()}

@@ -14,8 +14,8 @@ import pytest
 from flask import Flask
 
 from tests.e2e.conftest import LiveServer
-from tests.gateway.conftest import FILING, gunicorn_gateway
 from tests.factories import App, audit_entries, consent_row, make_app_client, make_consent, register_algorithm
+from tests.gateway.conftest import FILING, gunicorn_gateway
 
 pytestmark = pytest.mark.e2e
 

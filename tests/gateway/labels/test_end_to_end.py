@@ -21,13 +21,13 @@ from gateway.demo.app import create_demo_app
 from gateway.demo.upstream import create_demo_upstream
 from gateway.labels.verifier import verify_label
 from tests.e2e.conftest import LiveServer
+from tests.factories import App, audit_entries, end_consent, make_app_client, make_consent, register_algorithm
 from tests.gateway.conftest import (  # noqa: F401 - fixtures used by this module's tests
     FILING,
     Served,
     gateway_server,
     served,
 )
-from tests.factories import App, audit_entries, end_consent, make_app_client, make_consent, register_algorithm
 from tests.gateway.demo.test_demo_upstream import AUDIO, SOURCE
 from tests.gateway.http.test_openapi_examples import assert_documented
 from tests.gateway.labels import media

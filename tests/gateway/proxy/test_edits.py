@@ -28,7 +28,6 @@ from gateway.proxy import upstream
 from gateway.registry.algorithms import get_algorithm
 from tests.conftest import MASTER_KEY
 from tests.e2e.conftest import LiveServer
-from tests.gateway.conftest import FILING, Served, free_port
 from tests.factories import (
     App,
     audit_entries,
@@ -38,6 +37,7 @@ from tests.factories import (
     make_consent,
     register_algorithm,
 )
+from tests.gateway.conftest import FILING, Served, free_port
 from tests.gateway.demo.test_demo_upstream import AUDIO, SOURCE, TARGET, energy_at
 
 pytestmark = pytest.mark.e2e

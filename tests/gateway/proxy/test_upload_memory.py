@@ -13,8 +13,8 @@ import pytest
 from flask import Flask
 from werkzeug.wrappers import Request, Response
 
-from tests.gateway.conftest import FILING, Served, gunicorn_gateway
 from tests.factories import audit_entries, make_app_client, make_consent, register_algorithm
+from tests.gateway.conftest import FILING, Served, gunicorn_gateway
 
 pytestmark = pytest.mark.e2e
 
