@@ -39,7 +39,7 @@ from gateway.core.db import db
 from tests.conftest import ISSUER, MASTER_KEY
 from tests.gateway.auditing.anchors import gateway_keys
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Child:

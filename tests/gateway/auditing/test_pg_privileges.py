@@ -31,7 +31,7 @@ from tests.conftest import PG_URL, app_config, init_keys
 
 pytestmark = pytest.mark.postgres
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "AUDIT.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "AUDIT.md"
 ROLES = ("consent_gateway_owner", "consent_gateway_app", "consent_gateway_retention")
 
 
