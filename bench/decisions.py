@@ -1,26 +1,33 @@
 """Decision throughput and latency over HTTP on loopback, against a bare Flask endpoint served the same way.
 
     python bench/decisions.py [--backend sqlite|postgresql|both] [--seconds 10] [--clients 16]
+                              [--py-spy DIR [--py-spy-cpu]] [--only gateway|bare] [--config NAME=VALUE]
                               [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 For each database: a migrated database with one app, one registered algorithm and 64 unlimited
 consents; the gateway under gunicorn (``consent-gateway serve``, 2 workers x 4 threads); closed-loop
-clients in separate processes sending ``POST /v1/decisions`` (each an allow: a use counted, a ticket
-signed, the decision and its audit entry committed). Then ``bench/bare_app.py`` under the same gunicorn
-options with the same requests. Target: gateway throughput >= 0.5 x the bare endpoint's.
+clients (raw keep-alive sockets, pre-encoded requests: see ``_harness.load``) in two processes sending
+``POST /v1/decisions`` (each an allow: a use counted, a ticket signed, the decision and its audit entry
+committed, the audit entry sequenced by the serving processes' ticker). Then ``bench/bare_app.py`` under
+the same gunicorn options with the same requests. Reported besides throughput and latency: the CPU
+each side used per request (gateway workers, PostgreSQL's backends, the load generator), read from
+``/proc/<pid>/stat``. Targets: gateway throughput >= 0.5 x the bare endpoint's on SQLite, >= 0.4 x on
+PostgreSQL, p99 <= 25 ms on both.
+
+``--py-spy DIR`` records every gateway worker during the measured phase (``bench/pyspy_summary.py``
+reads the files); ``--config NAME=VALUE`` sets ``CONSENT_GATEWAY_NAME`` for an experiment.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
-import platform
+from pathlib import Path
 from typing import Any
 
 import httpx
-from _harness import database, free_port, gateway_app, gateway_server, load, wsgi_server
+from _harness import Run, database, free_port, gateway_app, gateway_server, load_bare, load_gateway, report
 
 from tests.factories import make_app_client, make_consent, register_algorithm
 
@@ -28,9 +35,9 @@ FILING = "BENCH-0001"
 CONSENTS = 64
 
 
-def bench_backend(backend: str, pg_url: str, seconds: float, clients: int) -> dict[str, Any]:
-    processes = 2
-    threads = max(1, clients // processes)
+def bench_backend(backend: str, pg_url: str, run: Run, *, which: str = "both",
+                  config: dict[str, str] | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = {"backend": backend, "endpoint": "POST /v1/decisions"}
     with database(backend, pg_url) as url:
         port = free_port()
         app = gateway_app(url, f"http://127.0.0.1:{port}")
@@ -40,17 +47,20 @@ def bench_backend(backend: str, pg_url: str, seconds: float, clients: int) -> di
         media = [{"role": "source", "sha256": hashlib.sha256(b"bench").hexdigest()}]
         bodies = [{"operation": "face_swap", "algorithm": FILING, "consents": [c], "media": media}
                   for c in consents]
-        with gateway_server(url, port) as server:
+        with gateway_server(url, port, **(config or {})) as server:
             token = httpx.post(f"{server.url}/oauth/token", data={"grant_type": "client_credentials"},
                                auth=(edit_app.client_id, edit_app.secret)).json()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
             requests = [("POST", "/v1/decisions", headers, body) for body in bodies]
-            gateway = load(server.url, requests, processes=processes, threads=threads, seconds=seconds, expect=201)
-        with wsgi_server("bench.bare_app:app", free_port()) as bare_server:
-            bare = load(bare_server.url, requests, processes=processes, threads=threads, seconds=seconds,
-                        expect=201)
-    return {"backend": backend, "gateway": gateway.summary(), "bare_flask": bare.summary(),
-            "ratio": round(gateway.throughput / bare.throughput, 3)}
+            if which in ("both", "gateway"):
+                gateway = load_gateway(server, url, backend, requests, run, expect=201, name="decisions")
+                result["gateway"] = gateway.summary()
+        if which in ("both", "bare"):
+            bare = load_bare(requests, run, expect=201)
+            result["bare_flask"] = bare.summary()
+    if which == "both":
+        result["ratio"] = round(gateway.throughput / bare.throughput, 3)
+    return result
 
 
 def main() -> None:
@@ -58,20 +68,26 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--load-processes", type=int, default=2,
+                        help="processes the closed-loop clients are spread over (threads in each)")
+    parser.add_argument("--py-spy", type=Path, metavar="DIR",
+                        help="record each gateway worker with py-spy (raw collapsed stacks) into DIR")
+    parser.add_argument("--py-spy-cpu", action="store_true",
+                        help="sample only threads on the CPU (default: wall time, waiting included)")
+    parser.add_argument("--config", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra gateway configuration for an experiment (CONSENT_GATEWAY_NAME=VALUE)")
+    parser.add_argument("--only", choices=["both", "gateway", "bare"], default="both",
+                        help="run only one side (for profiling); the ratio needs both")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL",
                                                            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
-    results = [bench_backend(b, args.pg_url, args.seconds, args.clients) for b in backends]
-    print(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                      "clients": args.clients, "seconds": args.seconds, "results": results}, indent=2))
-    print()
-    print("| database | gateway req/s | p50 ms | p99 ms | bare Flask req/s | p50 ms | p99 ms | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in results:
-        g, b = r["gateway"], r["bare_flask"]
-        print(f"| {r['backend']} | {g['rps']} | {g['p50_ms']} | {g['p99_ms']} | {b['rps']} | {b['p50_ms']} | "
-              f"{b['p99_ms']} | {r['ratio']} |")
+    run = Run(seconds=args.seconds, clients=args.clients, processes=args.load_processes, profile=args.py_spy,
+              profile_idle=not args.py_spy_cpu)
+    config = dict(item.split("=", 1) for item in args.config)
+    loadavg_before = os.getloadavg()
+    results = [bench_backend(b, args.pg_url, run, which=args.only, config=config) for b in backends]
+    report(results, loadavg_before=loadavg_before)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ So:
   decision read the consent just before it (the ``UPDATE`` re-reads ``status = 'active'``).
 
 Nothing here is cached: every decision reads the rows, so a revocation in any process is seen by
-every process at once. Functions take the session and ``now``; the caller commits.
+every process at once. A caller that reads the consents together with other facts (the gateway reads
+them in one statement with the algorithm) passes the views to :func:`enforce_views`; the conditional
+``UPDATE`` makes that read as safe as this module's own. Functions take the session and ``now``; the
+caller commits.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from consent.errors import ConsentError
@@ -38,16 +41,29 @@ from consent.policy import (
     decide,
 )
 
-__all__ = ["Enforcement", "UnreadableConsentState", "enforce", "load_views", "subjects_of", "view_of"]
+__all__ = [
+    "FACTS",
+    "Enforcement",
+    "UnreadableConsentState",
+    "enforce",
+    "enforce_views",
+    "load_views",
+    "subjects_of",
+    "view_of",
+]
 
 # Statements here are Core, on the table: nothing reads or changes an ORM object, and a decision is on
-# every edit's path, where the ORM's bookkeeping would be most of the cost.
+# every edit's path, where the ORM's bookkeeping would be most of the cost. They are built once, with
+# bound parameters, so a decision runs them without building or coercing any expression.
 _TABLE = Consent.metadata.tables[Consent.__tablename__]
 _CONSENTS = _TABLE.c
-# The columns the policy reads.
-_FACTS = (_CONSENTS.id, _CONSENTS.client_id, _CONSENTS.subject_id, _CONSENTS.status, _CONSENTS.operations,
-          _CONSENTS.algorithms, _CONSENTS.not_before, _CONSENTS.expires_at, _CONSENTS.max_uses,
-          _CONSENTS.uses)
+# The columns the policy reads (a caller reading consents its own way selects these).
+FACTS = (_CONSENTS.id, _CONSENTS.client_id, _CONSENTS.subject_id, _CONSENTS.status, _CONSENTS.operations,
+         _CONSENTS.algorithms, _CONSENTS.not_before, _CONSENTS.expires_at, _CONSENTS.max_uses,
+         _CONSENTS.uses)
+_LOAD = select(*FACTS).where(_CONSENTS.id.in_(bindparam("consent_ids", expanding=True)))
+_SUBJECTS = select(_CONSENTS.id, _CONSENTS.subject_id).where(
+    _CONSENTS.id.in_(bindparam("consent_ids", expanding=True)))
 
 
 class UnreadableConsentState(ConsentError):
@@ -74,7 +90,19 @@ def enforce(
     written to ``journal`` like every other end of a consent. Raises :class:`UnreadableConsentState`
     when a named consent's stored state makes no sense (the gateway answers 503: fail closed).
     """
-    views = load_views(session, request.consent_ids)
+    return enforce_views(session, request, load_views(session, request.consent_ids), algorithm=algorithm, now=now,
+                         journal=journal)
+
+
+def enforce_views(
+    session: Session, request: DecisionRequest, views: Sequence[ConsentView], *, algorithm: AlgorithmView | None,
+    now: datetime, journal: Journal,
+) -> Enforcement:
+    """:func:`enforce` on consents the caller has just read (``views``: the named ones as stored).
+
+    The read may have been outside this transaction: an allow is still only an allow if each use can
+    be taken at the row, where status and count are checked again.
+    """
     subjects = {view.id: view.subject_id for view in views}
     decision = decide(views, request, algorithm, now)
     if decision.allowed:
@@ -86,7 +114,7 @@ def load_views(session: Session, consent_ids: Sequence[str]) -> list[ConsentView
     """The named consents as the database has them now (no ORM identity map in between)."""
     if not consent_ids:
         return []
-    rows = session.execute(select(*_FACTS).where(_CONSENTS.id.in_(list(consent_ids))))
+    rows = session.execute(_LOAD, {"consent_ids": list(consent_ids)})
     return [view_of(row) for row in rows]
 
 
@@ -94,7 +122,7 @@ def subjects_of(session: Session, consent_ids: Sequence[str]) -> dict[str, str]:
     """consent id -> pseudonymous subject id, for naming subjects in audit entries."""
     if not consent_ids:
         return {}
-    rows = session.execute(select(_CONSENTS.id, _CONSENTS.subject_id).where(_CONSENTS.id.in_(list(consent_ids))))
+    rows = session.execute(_SUBJECTS, {"consent_ids": list(consent_ids)})
     return {row.id: row.subject_id for row in rows}
 
 
@@ -133,7 +161,7 @@ def _take_uses(
     # Sorted, so two decisions naming the same consents lock them in the same order and cannot
     # deadlock each other on PostgreSQL.
     for consent_id in consent_ids:
-        taken = session.execute(_use(consent_id, now)).first()
+        taken = session.execute(_USE, {"consent_id": consent_id, "now": now}).first()
         if taken is None:
             if savepoint is not None:
                 savepoint.rollback()
@@ -148,29 +176,33 @@ def _take_uses(
     return ALLOW
 
 
-def _use(consent_id: str, now: datetime) -> Any:
+def _use_statement() -> Any:
     """One use, only if the consent is active with a use left at the moment the row is written.
 
     The use that reaches the limit also ends the consent, in the same statement (every right-hand
-    side reads the row as it was before the update, on SQLite and PostgreSQL alike).
+    side reads the row as it was before the update, on SQLite and PostgreSQL alike). Parameters:
+    ``consent_id`` and ``now``.
     """
     c = _CONSENTS
     reaches_limit = and_(c.max_uses.is_not(None), c.uses + 1 >= c.max_uses)
     return (
         update(_TABLE)
         .where(
-            c.id == consent_id,
+            c.id == bindparam("consent_id"),
             c.status == ConsentStatus.ACTIVE.value,
             or_(c.max_uses.is_(None), c.uses < c.max_uses),
         )
         .values(
             uses=c.uses + 1,
             status=case((reaches_limit, ConsentStatus.EXHAUSTED.value), else_=c.status),
-            ended_at=case((reaches_limit, now), else_=c.ended_at),
+            ended_at=case((reaches_limit, bindparam("now", type_=c.ended_at.type)), else_=c.ended_at),
             ended_by=case((reaches_limit, "system"), else_=c.ended_by),
         )
         .returning(c.id, c.client_id, c.subject_id, c.status, c.uses, c.max_uses)
     )
+
+
+_USE = _use_statement()
 
 
 def _reason_after_race(

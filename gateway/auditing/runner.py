@@ -1,8 +1,10 @@
-"""Runs the audit sequencer: right after any commit that queued entries, and on a background tick.
+"""Runs the audit sequencer: soon after any commit that queued entries, and on a background tick.
 
-Integration right after commit keeps the lag to milliseconds without holding any lock while the
-request ran; the tick catches whatever a crashed or lock-losing process left queued, signs
-time-based checkpoints and closes months with no traffic.
+Integration soon after commit keeps the lag short without holding any lock while the request ran:
+inline after the commit in a CLI command or a test, and under ``serve`` on the ticker thread, which a
+commit wakes and which drains at most every ``AUDIT_BATCH_SECONDS`` (batches: under load a drain per
+commit cost more than the requests). The tick catches whatever a crashed or lock-losing process left
+queued, signs time-based checkpoints and closes months with no traffic.
 """
 
 from __future__ import annotations

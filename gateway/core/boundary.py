@@ -3,7 +3,8 @@
 A view that returns normally has its session committed before the response leaves; if the commit
 fails, the client gets a 503 instead of a success that was never stored. A view that raised is rolled
 back (``g.failed``), so bad input changes nothing. Deny decisions are returned, not raised, because
-their audit entry must be committed.
+their audit entry must be committed. A view may have the boundary commit before it renders its
+answer (:func:`commit_early`), with the same failure handling.
 
 Input no database column can hold is refused here, before any view runs: PostgreSQL rejects a NUL
 character in text outright (SQLite stores it), so an id or filter containing one would otherwise
@@ -47,6 +48,27 @@ def init_app(app: Flask) -> None:
                         headers={"Retry-After": "5"})
             )
         return response
+
+
+def commit_early() -> None:
+    """Commit the request's unit of work now, before the view renders its answer.
+
+    For a view whose answer follows from what it has just written, and that writes nothing after it
+    (the decision view). On SQLite a write transaction holds the database's only write lock until it
+    commits; committed at the boundary, every decision held it while its answer was rendered and the
+    response went through Flask, and the other writers queued behind that. A failed commit answers
+    503, as at the boundary: nothing was stored.
+    """
+    session = g.get("db_session")
+    if session is None:
+        return
+    try:
+        session.commit()
+    except SQLAlchemyError as exc:
+        log.exception("early commit failed")
+        session.rollback()
+        raise Problem(503, "database_unavailable", "the change could not be stored; nothing was committed",
+                      headers={"Retry-After": "5"}) from exc
 
 
 def _refuse_nul() -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -102,13 +101,6 @@ def _sqlite_begin_before(conn: Any, cursor: Any, _statement: str, _parameters: A
     cursor.connection.begin(begin)
 
 
-# While a thread of this process holds the write lock, the interpreter hands the GIL back to it within
-# this long after each statement (the thread asks for the GIL when SQLite returns; with Python's default
-# of 5 ms, request threads busy with other work kept it waiting, and the lock was held for milliseconds
-# per decision while every other writer queued behind it).
-HOLDER_SWITCH_INTERVAL = 0.0002
-_SWITCH_INTERVAL = sys.getswitchinterval()
-
 # Threads at the head of a writer queue: a thread that already holds it (one transaction nested in
 # another's, on a second connection) does not queue behind itself; it meets SQLite's lock, as before.
 _HOLDERS: set[int] = set()
@@ -132,7 +124,6 @@ class _SQLiteConnection(sqlite3.Connection):
             fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits without the GIL
             self._holder = thread
             _HOLDERS.add(thread)
-            sys.setswitchinterval(HOLDER_SWITCH_INTERVAL)
         try:
             self.execute(statement)
         except BaseException:
@@ -164,8 +155,6 @@ class _SQLiteConnection(sqlite3.Connection):
         if self._holder is not None:
             _HOLDERS.discard(self._holder)
             self._holder = None
-            if not _HOLDERS:
-                sys.setswitchinterval(_SWITCH_INTERVAL)
             assert self._fd is not None
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 

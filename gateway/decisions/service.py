@@ -3,6 +3,14 @@
 Everything a decision changes (a use of each consent, the decision row, the audit entry, a risk
 counter) is written in the caller's transaction, so it all commits together or not at all. A deny is
 a normal result, not an exception: its audit entry must be committed like an allow's.
+
+A decision is on the path of every edit, so it is built to be cheap: the facts (the named consents and
+the algorithm, whatever its status) are one prebuilt statement, marked standalone so that on SQLite it
+runs before the write lock is taken; the ticket is signed before anything is written; then the writes
+(the conditional UPDATE that takes each use and re-checks status and count at the row, the decision
+row, the audit entry) are a short write transaction. Nothing is cached: the algorithm's status and the
+consents are read on every decision, so a suspension or a withdrawal committed in any process is seen
+by the next decision everywhere.
 """
 
 from __future__ import annotations
@@ -12,20 +20,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from audit.models import QueuedEntry
 from consent import jws
-from consent.enforcement import enforce, subjects_of
+from consent.enforcement import FACTS, enforce_views, subjects_of, view_of
 from consent.journal import Journal, Party
-from consent.policy import Decision, DecisionRequest
+from consent.models import Consent
+from consent.policy import ALLOW, AlgorithmView, ConsentView, Decision, DecisionRequest, decide
 from consent.records import TICKET_MAX_LIFETIME, TICKET_TYP, TicketSpec, new_id, ticket_claims, whole_seconds
 from consent.signing import Signer
+from gateway.auditing import runner as audit_runner
+from gateway.auditing.trail import AuditJournal
+from gateway.core.db import standalone
 from gateway.core.errors import GatewayError
 from gateway.core.models import RateCounter
 from gateway.decisions.models import OUTCOMES, DecisionRow
-from gateway.registry.algorithms import get_algorithm, policy_view
+from gateway.registry import algorithms as registry
+from gateway.registry.models import Algorithm
 
 __all__ = [
     "DecisionDenied",
@@ -112,46 +126,45 @@ def make_decision(
     ticket_ttl = settings.ticket_ttl
     if not timedelta(0) < ticket_ttl <= TICKET_MAX_LIFETIME:
         raise ValueError(f"a ticket lives more than 0 and at most {TICKET_MAX_LIFETIME}")
-    algorithm = policy_view(get_algorithm(session, request.algorithm))
-    enforcement = enforce(session, request, algorithm, now, journal)
-    decision = enforcement.decision
+    views, algorithm = _read_facts(session, request)
     decision_id = new_id("dec")
+    row: dict[str, Any] = {
+        "id": decision_id, "client_id": request.client_id, "operation": request.operation,
+        "algorithm": request.algorithm, "consents": list(request.consent_ids), "media": dict(request.media),
+        "created_at": now, "outcome": None, "output_sha256": None, "outcome_at": None,
+    }
+    subjects = {view.id: view.subject_id for view in views}
     ticket: str | None = None
     expires_at: datetime | None = None
-    if decision.allowed:
+    queued: list[dict[str, Any]] | None = None
+    if decide(views, request, algorithm, now).allowed:
+        # Everything an allow writes is made before anything is written (on SQLite, before the write
+        # lock is taken): the ticket is signed and the audit entry built. If the use then cannot be
+        # taken (a withdrawal won the row), both are thrown away unseen and the deny is recorded.
         # Whole seconds, so the stored expiry is exactly the ticket's NumericDate ``exp``.
         expires_at = whole_seconds(now) + ticket_ttl
-        ticket = jws.sign(
-            ticket_claims(
-                TicketSpec(
-                    decision_id=decision_id,
-                    algorithm=request.algorithm,
-                    client_id=request.client_id,
-                    operation=request.operation,
-                    consent_ids=request.consent_ids,
-                    media=request.media,
-                    issued_at=now,
-                    expires_at=expires_at,
-                ),
-                issuer=signer.issuer,
-            ),
-            signer,
-            TICKET_TYP,
-        )
-    session.add(
-        DecisionRow(
-            id=decision_id,
-            client_id=request.client_id,
-            operation=request.operation,
-            algorithm=request.algorithm,
-            consents=list(request.consent_ids),
-            media=dict(request.media),
-            allowed=decision.allowed,
-            reason=None if decision.reason is None else decision.reason.value,
-            created_at=now,
-            ticket_expires_at=expires_at,
-        )
-    )
+        ticket = _sign_ticket(request, decision_id, signer, now, expires_at)
+        queued = _built_ahead(journal, actor, decision_id, request, decision=ALLOW, subjects=subjects)
+    decision = enforce_views(session, request, views, algorithm=algorithm, now=now, journal=journal).decision
+    row["allowed"] = decision.allowed
+    row["reason"] = None if decision.reason is None else decision.reason.value
+    row["ticket_expires_at"] = expires_at if decision.allowed else None
+    if decision.allowed and queued is not None and len(queued) == 1:
+        if session.new:
+            session.flush()  # an entry recorded on the way (the last use ends the consent) keeps its place
+        _insert_allowed(session, row, queued[0])
+        audit_runner.queued(session)
+    else:
+        session.connection().execute(_INSERT_DECISION, row)
+        _record(journal, actor, decision_id, request, decision=decision, subjects=subjects)
+    if not decision.allowed:
+        ticket = expires_at = None
+        _count_denial(session, request.client_id, actor=actor, journal=journal, now=now, risk=settings.risk)
+    return DecisionResult(decision_id, request, decision, ticket, expires_at)
+
+
+def _record(journal: Journal, actor: Party, decision_id: str, request: DecisionRequest, *, decision: Decision,
+            subjects: Mapping[str, str]) -> None:
     # The audit entry names one consent (the one that failed, else the first) and its subject, so the
     # subject's processing history finds it; the full list is in ``consents``.
     named = decision.consent_id or (request.consent_ids[0] if request.consent_ids else None)
@@ -163,15 +176,106 @@ def make_decision(
         operation=request.operation,
         algorithm=request.algorithm,
         consent_id=named,
-        subject=enforcement.subjects.get(named) if named else None,
+        subject=subjects.get(named) if named else None,
         consents=list(request.consent_ids),
         media=dict(request.media),
         reason=None if decision.reason is None else decision.reason.value,
         detail=decision.detail or None,
     )
-    if not decision.allowed:
-        _count_denial(session, request.client_id, actor=actor, journal=journal, now=now, risk=settings.risk)
-    return DecisionResult(decision_id, request, decision, ticket, expires_at)
+
+
+def _built_ahead(journal: Journal, actor: Party, decision_id: str, request: DecisionRequest, *,
+                 decision: Decision, subjects: Mapping[str, str]) -> list[dict[str, Any]] | None:
+    """The audit queue rows of this decision's entry, built now by the request's own journal.
+
+    The journal builds the entry exactly as it always does (same members, request id, JCS bytes) but
+    into a session that is never flushed; the caller inserts the row in its own transaction with a
+    prebuilt statement, skipping the ORM's unit of work (which cost more than the insert itself). None
+    for a journal that is not the audit trail's: the entry is then recorded the ordinary way, as it is
+    whenever this does not give exactly one row.
+    """
+    if not isinstance(journal, AuditJournal):
+        return None
+    with Session() as holding:  # bound to nothing: it only holds what the journal adds
+        _record(AuditJournal(holding, journal.now, request_id=journal.request_id), actor, decision_id, request,
+                decision=decision, subjects=subjects)
+        return [{"ts": entry.ts, "body": entry.body} for entry in holding.new if isinstance(entry, QueuedEntry)]
+
+
+def _insert_allowed(session: Session, row: dict[str, Any], queued: dict[str, Any]) -> None:
+    """The decision row and its audit queue row: one statement on PostgreSQL (one round trip), two on SQLite."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_INSERT_BOTH, {**row, "queued_ts": queued["ts"], "queued_body": queued["body"]})
+    else:
+        connection.execute(_INSERT_DECISION, row)
+        connection.execute(_INSERT_QUEUED, queued)
+
+
+def _sign_ticket(request: DecisionRequest, decision_id: str, signer: Signer, now: datetime,
+                 expires_at: datetime) -> str:
+    spec = TicketSpec(decision_id=decision_id, algorithm=request.algorithm, client_id=request.client_id,
+                      operation=request.operation, consent_ids=request.consent_ids, media=request.media,
+                      issued_at=now, expires_at=expires_at)
+    return jws.sign(ticket_claims(spec, issuer=signer.issuer), signer, TICKET_TYP)
+
+
+def _facts_statement(*, one: bool) -> Any:
+    """The algorithm (whatever its status) and the named consents, in one statement.
+
+    A one-row anchor outer-joined to both, so the answer has a row even when neither exists: one row
+    per named consent found, each carrying the algorithm's columns (NULL when it is not registered).
+    Parameters: ``filing_number`` and ``consent_ids`` (a list), or ``consent_id`` when ``one``: most
+    decisions name one consent, and a list parameter is expanded into the SQL on every execution.
+    """
+    algorithms = Algorithm.metadata.tables[Algorithm.__tablename__]
+    consents = Consent.metadata.tables[Consent.__tablename__]
+    named = (consents.c.id == bindparam("consent_id") if one
+             else consents.c.id.in_(bindparam("consent_ids", expanding=True)))
+    anchor = select(literal_column("1").label("one")).subquery("anchor")
+    joined = anchor.outerjoin(algorithms, algorithms.c.filing_number == bindparam("filing_number")).outerjoin(
+        consents, named)
+    return standalone(
+        select(algorithms.c.filing_number.label("algorithm_filing_number"),
+               algorithms.c.status.label("algorithm_status"),
+               algorithms.c.operations.label("algorithm_operations"),
+               *FACTS)
+        .select_from(joined)
+    )
+
+
+def _inserts() -> tuple[Any, Any, Any]:
+    """Prebuilt inserts: the decision row, the audit queue row, and both in one statement (PostgreSQL)."""
+    decisions = DecisionRow.metadata.tables[DecisionRow.__tablename__]
+    queue = QueuedEntry.metadata.tables[QueuedEntry.__tablename__]
+    decision = insert(decisions).values({c.name: bindparam(c.name, type_=c.type) for c in decisions.c})
+    queued = insert(queue).values(ts=bindparam("ts", type_=queue.c.ts.type),
+                                  body=bindparam("body", type_=queue.c.body.type))
+    # INSERT … SELECT, so the queue's id is left to its sequence (a CTE's VALUES would name every column).
+    both = decision.add_cte(insert(queue).from_select(
+        ["ts", "body"], select(bindparam("queued_ts", type_=queue.c.ts.type),
+                               bindparam("queued_body", type_=queue.c.body.type))).cte("queued"))
+    return decision, queued, both
+
+
+_FACTS_OF_ONE, _FACTS_OF_MANY = _facts_statement(one=True), _facts_statement(one=False)
+_INSERT_DECISION, _INSERT_QUEUED, _INSERT_BOTH = _inserts()
+
+
+def _read_facts(session: Session, request: DecisionRequest) -> tuple[list[ConsentView], AlgorithmView | None]:
+    ids = request.consent_ids
+    params: dict[str, Any]
+    if len(ids) == 1:
+        statement, params = _FACTS_OF_ONE, {"filing_number": request.algorithm, "consent_id": ids[0]}
+    else:
+        statement, params = _FACTS_OF_MANY, {"filing_number": request.algorithm, "consent_ids": list(ids)}
+    rows = session.connection().execute(statement, params).all()
+    first = rows[0] if rows else None
+    algorithm = None
+    if first is not None and first.algorithm_filing_number is not None:
+        algorithm = registry.view_of(first.algorithm_filing_number, first.algorithm_status,
+                                     first.algorithm_operations)
+    return [view_of(row) for row in rows if row.id is not None], algorithm
 
 
 def get_decision(session: Session, decision_id: str, *, client_id: str) -> DecisionRow:

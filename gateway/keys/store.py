@@ -10,6 +10,7 @@ import binascii
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.core.db import standalone
 from gateway.core.errors import GatewayError
 from gateway.core.times import format_time
 from gateway.keys.models import SigningKey
@@ -86,14 +88,39 @@ def _new_kid() -> str:
     return "k" + base64.urlsafe_b64encode(secrets.token_bytes(9)).decode().rstrip("=")
 
 
+# How long a process keeps signing with the key it last read as active. A rotation committed anywhere
+# is used by every process at most this long after the commit (plus the request that already holds
+# the old signer); until then the old key still signs, and it stays published (retired keys are listed
+# in the JWKS), so what it signed verifies. When no key is active any more, the read that follows
+# fails, so a decision answers 503 within the same bound.
+ACTIVE_KEY_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class _ReadKey:
+    kid: str
+    private: Ed25519PrivateKey
+    read_at: float  # time.monotonic()
+
+
+_ACTIVE = standalone(
+    select(SigningKey).where(SigningKey.status == "active").order_by(SigningKey.created_at.desc(), SigningKey.kid)
+    .limit(1)
+)
+
+
 class KeyStore:
     def __init__(self, master_key: bytes) -> None:
         self._aead = AESGCM(master_key)
-        # Decrypted private keys by kid. Which key is active is still read from the database on every
-        # call, so a rotation in any process takes effect at once; only the decryption is saved.
+        # Decrypted private keys by kid, so a key read again is not decrypted again.
         self._decrypted: dict[str, Ed25519PrivateKey] = {}
+        # The active key as last read (see ACTIVE_KEY_SECONDS); replaced whole, so threads need no lock.
+        self._active: _ReadKey | None = None
 
     def create(self, session: Session, now: datetime) -> SigningKey:
+        # This process reads the active key again on its next signature (other processes within
+        # ACTIVE_KEY_SECONDS of the commit).
+        self._active = None
         private = Ed25519PrivateKey.generate()
         public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         kid = _new_kid()
@@ -112,12 +139,8 @@ class KeyStore:
         return row
 
     def active(self, session: Session) -> SigningKey | None:
-        return session.scalars(
-            select(SigningKey)
-            .where(SigningKey.status == "active")
-            .order_by(SigningKey.created_at.desc(), SigningKey.kid)
-            .limit(1)
-        ).first()
+        # Standalone: reading which key is active never takes SQLite's write lock for the request.
+        return session.scalars(_ACTIVE).first()
 
     def rotate(self, session: Session, now: datetime) -> tuple[SigningKey, list[str]]:
         retired = list(session.scalars(select(SigningKey).where(SigningKey.status == "active")))
@@ -131,10 +154,18 @@ class KeyStore:
         return list(session.scalars(select(SigningKey).order_by(SigningKey.created_at, SigningKey.kid)))
 
     def signer(self, session: Session, issuer: str) -> Signer:
+        """The active key's signer, read through ``session`` at most every ACTIVE_KEY_SECONDS."""
+        active = self._active
+        if active is not None and time.monotonic() - active.read_at < ACTIVE_KEY_SECONDS:
+            return Signer(kid=active.kid, issuer=issuer, _private=active.private)
+        read_at = time.monotonic()
         row = self.active(session)
         if row is None:
+            self._active = None
             raise KeyStoreError("no active signing key; run `consent-gateway init`")
-        return self.signer_for(row, issuer)
+        signer = self.signer_for(row, issuer)
+        self._active = _ReadKey(kid=row.kid, private=signer._private, read_at=read_at)
+        return signer
 
     def signer_for(self, row: SigningKey, issuer: str) -> Signer:
         private = self._decrypted.get(row.kid)

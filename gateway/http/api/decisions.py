@@ -17,6 +17,7 @@ from consent.operations import OPERATIONS, modality_of, scope_for
 from consent.policy import DecisionRequest
 from consent.records import SHA256_HEX_PATTERN
 from gateway.auth.oauth import require
+from gateway.core.boundary import commit_early
 from gateway.core.clock import utcnow
 from gateway.core.db import db
 from gateway.core.problems import Problem, problem_response
@@ -143,6 +144,9 @@ def create_decision() -> Response | tuple[Response, int]:
     body = parse_body(DecisionBody)
     require_scope_for(body.operation)
     result = decide(body, {m.role: m.sha256 for m in body.media})
+    # The decision and its audit entry commit before the answer is rendered: on SQLite that ends the
+    # write lock sooner for every other writer.
+    commit_early()
     if not result.decision.allowed:
         return deny_response(result)
     return jsonify(allow_body(result)), 201
