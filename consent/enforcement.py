@@ -60,7 +60,7 @@ _CONSENTS = _TABLE.c
 # The columns the policy reads (a caller reading consents its own way selects these).
 FACTS = (_CONSENTS.id, _CONSENTS.client_id, _CONSENTS.subject_id, _CONSENTS.status, _CONSENTS.operations,
          _CONSENTS.algorithms, _CONSENTS.not_before, _CONSENTS.expires_at, _CONSENTS.max_uses,
-         _CONSENTS.uses)
+         _CONSENTS.uses, _CONSENTS.bindings)
 _LOAD = select(*FACTS).where(_CONSENTS.id.in_(bindparam("consent_ids", expanding=True)))
 _SUBJECTS = select(_CONSENTS.id, _CONSENTS.subject_id).where(
     _CONSENTS.id.in_(bindparam("consent_ids", expanding=True)))
@@ -143,9 +143,20 @@ def view_of(row: Any) -> ConsentView:
             expires_at=_aware(row.expires_at),
             max_uses=_count(row.max_uses, nullable=True),
             uses=_count(row.uses, nullable=False) or 0,
+            bindings=_bound_modalities(row.bindings),
         )
     except (TypeError, ValueError) as exc:
         raise UnreadableConsentState(f"consent {row.id} cannot be read: {exc}") from exc
+
+
+def _bound_modalities(bindings: Any) -> frozenset[str]:
+    # A binding that cannot be read must not quietly drop the check: refuse to read the consent.
+    if bindings is None:
+        return frozenset()
+    if not isinstance(bindings, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in bindings.items()):
+        raise ValueError("bindings is not a map of modality to template digest")
+    return frozenset(bindings)
 
 
 def _take_uses(

@@ -10,7 +10,8 @@ another process — cannot both win, and exactly one audit entry describes what 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +55,14 @@ LEGAL_BASIS = "PIPL Art. 29 separate consent; Deep Synthesis Provisions Art. 14"
 COLLECTION_METHOD = "hosted_consent_screen"
 
 @dataclass(frozen=True)
+class TemplateEvidence:
+    """Names the template a consent is granted with: the model that made it and its SHA-256 (hex)."""
+
+    model: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Approval:
     """What the subject approved on the consent screen."""
 
@@ -63,6 +72,21 @@ class Approval:
     presented_notice_sha256: str  # what the form they submitted says they read
     authn: str  # how control of the contact was proved, e.g. "email_otp"
     authenticated_at: datetime
+    # Biometric binding: the templates enrolled for this consent, by modality.
+    templates: Mapping[str, TemplateEvidence] = field(default_factory=dict)
+
+
+
+def check_approval(request: ConsentRequest, approval: Approval) -> None:
+    """Refuse an approval that ticks nothing, ticks what was not asked, or was made on another notice."""
+    if not approval.operations:
+        raise NoOperationChosen("tick at least one operation, or decline")
+    extra = [name for name in approval.operations if name not in request.operations]
+    if extra:
+        # The form offered only the request's operations; anything else is a forged submission.
+        raise InvalidTerms(f"operation(s) not asked for: {', '.join(extra)}")
+    if approval.presented_notice_sha256 != approval.notice.sha256:
+        raise NoticeChanged("the notice changed since it was shown; please read it again")
 
 
 def grant(
@@ -77,14 +101,7 @@ def grant(
     """Sign the consent record for the ticked operations and mark the request granted."""
     require_pending(session, request, journal, now)
     bind_subject(request, approval.subject_id)
-    if not approval.operations:
-        raise NoOperationChosen("tick at least one operation, or decline")
-    extra = [name for name in approval.operations if name not in request.operations]
-    if extra:
-        # The form offered only the request's operations; anything else is a forged submission.
-        raise InvalidTerms(f"operation(s) not asked for: {', '.join(extra)}")
-    if approval.presented_notice_sha256 != approval.notice.sha256:
-        raise NoticeChanged("the notice changed since it was shown; please read it again")
+    check_approval(request, approval)
 
     consent_id = new_id("cns")
     # Floored like the record's ``exp``: the stored expiry is exactly the one the signed record states,
@@ -109,7 +126,9 @@ def grant(
             jurisdiction=JURISDICTION,
             legal_basis=LEGAL_BASIS,
             supersedes=request.supersedes,
-            evidence={"authenticated_at": int(approval.authenticated_at.timestamp())},
+            evidence={"authenticated_at": int(approval.authenticated_at.timestamp()),
+                      **{modality: {"model": t.model, "template_sha256": t.sha256}
+                         for modality, t in sorted(approval.templates.items())}},
         ),
         issuer=signer.issuer,
     )
@@ -132,6 +151,7 @@ def grant(
         supersedes=request.supersedes,
         created_at=now,
         subject_reference=request.subject_reference,
+        bindings={modality: t.sha256 for modality, t in approval.templates.items()} or None,
     )
     session.add(consent)
     request.status = REQUEST_GRANTED
@@ -153,6 +173,7 @@ def grant(
             "notice": {"version": approval.notice.version, "sha256": approval.notice.sha256,
                        "locale": approval.notice.locale},
             "supersedes": request.supersedes,
+            **({"bindings": consent.bindings} if consent.bindings else {}),
         },
     )
     if request.supersedes is not None:

@@ -178,3 +178,6 @@ class Consent(Base):
     subject_reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
     revocation_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     ended_by: Mapped[str | None] = mapped_column(String(16), nullable=True)  # subject | client | admin | system
+    # Biometric binding: modality -> SHA-256 (hex) of the template the consent was granted with, as
+    # the signed record's ``evidence`` states it. NULL or empty: granted without binding.
+    bindings: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)

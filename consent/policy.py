@@ -28,6 +28,13 @@ Precedence (the first failing check is the decision; it fails closed, so anythin
       ``max_uses`` below 1).
    f. ``operation_not_consented``: the operation is not among the consent's operations.
    g. ``algorithm_not_consented``: the consent names algorithms and not this one.
+   h. biometric binding, for a consent granted with a template of the operation's modality (its
+      ``bindings``): ``binding_requires_media`` when the request carries no binding check (decision
+      mode: the gateway never saw the media), else the check's own failure (``biometric_mismatch``,
+      ``no_face_found``, ``biometric_not_enrolled``).
+
+5. A binding check that failed denies even when no named consent requires binding: the gateway looked
+   and found a face that belongs to nobody who consented.
 
 Each named consent stands for one person whose face or voice is edited, so one unusable consent
 denies the whole request. Consents passed in but not named by the request are ignored.
@@ -61,6 +68,10 @@ class DenyReason(StrEnum):
     CONSENT_EXHAUSTED = "consent_exhausted"
     OPERATION_NOT_CONSENTED = "operation_not_consented"
     ALGORITHM_NOT_CONSENTED = "algorithm_not_consented"
+    BINDING_REQUIRES_MEDIA = "binding_requires_media"
+    BIOMETRIC_MISMATCH = "biometric_mismatch"
+    NO_FACE_FOUND = "no_face_found"
+    BIOMETRIC_NOT_ENROLLED = "biometric_not_enrolled"
 
 
 class ConsentStatus(StrEnum):
@@ -90,6 +101,8 @@ class ConsentView:
     expires_at: datetime
     max_uses: int | None
     uses: int
+    # Modalities whose template the consent was granted with: media edited under it must be checked.
+    bindings: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         _require_aware(self.not_before, "not_before")
@@ -104,6 +117,20 @@ class AlgorithmView:
 
 
 @dataclass(frozen=True)
+class BindingCheck:
+    """What the gateway found when it compared the media with the named subjects' templates.
+
+    Only the proxy can make one (it holds the media). ``failure`` None: every face or voice found
+    matched a template of a subject whose consent is named.
+    """
+
+    modality: str
+    failure: DenyReason | None = None
+    consent_id: str | None = None  # the consent the failure concerns, when one does
+    detail: str = ""  # which part, frame or segment; distance and threshold (never a template)
+
+
+@dataclass(frozen=True)
 class DecisionRequest:
     """What an app asks for. Construction refuses requests that are malformed rather than denied."""
 
@@ -112,6 +139,7 @@ class DecisionRequest:
     algorithm: str  # filing number
     consent_ids: tuple[str, ...]
     media: Mapping[str, str]  # role -> SHA-256 hex, carried into the ticket
+    binding: BindingCheck | None = None  # None: nobody compared the media with templates
 
     def __post_init__(self) -> None:
         catalogue_entry(self.operation)
@@ -170,6 +198,9 @@ def decide(
             failure = check(view, request, now)
             if failure is not None:
                 return _deny(failure[0], view.id, failure[1])
+    binding = request.binding
+    if binding is not None and binding.failure is not None:
+        return _deny(binding.failure, binding.consent_id, binding.detail)
     return ALLOW
 
 
@@ -236,7 +267,19 @@ def _algorithm(view: ConsentView, request: DecisionRequest, now: datetime) -> _F
     return None
 
 
-_CONSENT_CHECKS: tuple[_Check, ...] = (_for_client, _status, _validity, _uses, _operation, _algorithm)
+def _binding(view: ConsentView, request: DecisionRequest, now: datetime) -> _Failure | None:
+    modality = catalogue_entry(request.operation).modality.value
+    if modality not in view.bindings:
+        return None
+    if request.binding is None:
+        return (DenyReason.BINDING_REQUIRES_MEDIA,
+                f"the consent requires {modality} binding: send the media through POST /v1/edits")
+    if request.binding.failure is not None:
+        return request.binding.failure, request.binding.detail
+    return None
+
+
+_CONSENT_CHECKS: tuple[_Check, ...] = (_for_client, _status, _validity, _uses, _operation, _algorithm, _binding)
 
 
 def _deny(reason: DenyReason, consent_id: str | None, detail: str) -> Decision:

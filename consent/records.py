@@ -19,6 +19,11 @@ from consent.errors import InvalidTerms
 from consent.operations import LOCALES, OPERATIONS, Modality
 
 CONSENT_TYP = "consent+jwt"
+# Records granted with a biometric template say so (``ver`` 2, ``consent.evidence.<modality>`` naming the
+# model and the template's SHA-256); records without one are version 1 and carry no ``ver``, exactly as
+# before, so every record signed earlier keeps verifying.
+BOUND_RECORD_VERSION = 2
+BOUND_MODALITIES = ("face", "voice")
 REVOCATION_TYP = "consent-revocation+jwt"
 TICKET_TYP = "consent-ticket+jwt"
 TICKET_MAX_LIFETIME = timedelta(seconds=120)
@@ -104,6 +109,10 @@ class TicketSpec:
     media: Mapping[str, str]  # role -> SHA-256 hex
     issued_at: datetime
     expires_at: datetime
+    # "checked": the gateway matched every face or voice in the media against the named subjects'
+    # templates. "not_checked": nobody did (decision mode, or consents granted without a template);
+    # an upstream that needs binding refuses such a ticket.
+    binding: Literal["checked", "not_checked"] = "not_checked"
 
 
 def consent_claims(spec: ConsentRecordSpec, *, issuer: str) -> dict[str, Any]:
@@ -131,6 +140,7 @@ def consent_claims(spec: ConsentRecordSpec, *, issuer: str) -> dict[str, Any]:
         raise InvalidTerms("consent cannot be collected after the record is issued")
     _require_text(spec.jurisdiction, "jurisdiction")
     _require_text(spec.legal_basis, "legal_basis")
+    bound = _template_evidence(spec.evidence)
 
     claims: dict[str, Any] = {
         "iss": issuer,
@@ -162,6 +172,8 @@ def consent_claims(spec: ConsentRecordSpec, *, issuer: str) -> dict[str, Any]:
             "evidence": dict(spec.evidence),
         },
     }
+    if bound:
+        claims["ver"] = BOUND_RECORD_VERSION
     if spec.supersedes is not None:
         _require_id(spec.supersedes, "cns", "supersedes")
         if spec.supersedes == spec.consent_id:
@@ -207,6 +219,8 @@ def ticket_claims(spec: TicketSpec, *, issuer: str) -> dict[str, Any]:
         raise InvalidTerms("a ticket names each consent once")
     if not spec.media:
         raise InvalidTerms("a ticket authorises at least one media part")
+    if spec.binding not in ("checked", "not_checked"):
+        raise InvalidTerms("binding is 'checked' or 'not_checked'")
     for role, digest in spec.media.items():
         if not MEDIA_ROLE_PATTERN.fullmatch(role) or not SHA256_HEX_PATTERN.fullmatch(digest):
             raise InvalidTerms(f"media {role!r}: roles are short lowercase names, digests lowercase SHA-256 hex")
@@ -220,7 +234,23 @@ def ticket_claims(spec: TicketSpec, *, issuer: str) -> dict[str, Any]:
         "operation": spec.operation,
         "consents": list(spec.consent_ids),
         "media": dict(spec.media),
+        "binding": spec.binding,
     }
+
+
+def _template_evidence(evidence: Mapping[str, Any]) -> list[str]:
+    """The modalities whose template ``evidence`` names, each checked to be ``{model, template_sha256}``."""
+    bound = []
+    for modality in BOUND_MODALITIES:
+        if modality not in evidence:
+            continue
+        entry = evidence[modality]
+        if (not isinstance(entry, Mapping) or set(entry) != {"model", "template_sha256"}
+                or not SHA256_HEX_PATTERN.fullmatch(str(entry["template_sha256"]))):
+            raise InvalidTerms(f"evidence.{modality} names a model and a template_sha256 (lowercase hex)")
+        _require_text(entry["model"], f"evidence.{modality}.model")
+        bound.append(modality)
+    return bound
 
 
 def whole_seconds(moment: datetime) -> datetime:

@@ -34,6 +34,13 @@ PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
+# The product binds faces by default (a face consent is granted only with a selfie). Tests written about
+# other things grant face consents without one, so they run as an operator who turned binding off; this
+# reaches the servers they start through the environment. The binding tests (tests/gateway/biometrics)
+# turn it on explicitly, and tests/e2e/test_binding_demo.py runs the product's own defaults.
+NO_BINDING = "[]"
+os.environ.setdefault("CONSENT_GATEWAY_BINDING_MODALITIES", NO_BINDING)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if PG_URL:
@@ -111,6 +118,7 @@ def app_config(database_url: str, tmp_path: Path, **extra: Any) -> dict[str, Any
         "ISSUER": ISSUER,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "NOTIFIER": f"outbox:{outbox}",
+        "BINDING_MODALITIES": (),
         **extra,
     }
 

@@ -234,7 +234,7 @@ class PortalVisitor:
         assert response.status_code == 303, response.get_data(as_text=True)[:500]
 
     def decide(self, request_id: str, operations: list[str], action: str = "approve",
-               notice_sha256: str | None = None, locale: str | None = None) -> Any:
+               notice_sha256: str | None = None, locale: str | None = None, selfie: bytes | None = None) -> Any:
         html = self.page(f"/consent/{request_id}")
         data: dict[str, Any] = {
             "csrf_token": self.field(html, "csrf_token"),
@@ -243,11 +243,16 @@ class PortalVisitor:
             "operations": operations,
             "action": action,
         }
+        if selfie is not None:
+            import io
+
+            data["selfie"] = (io.BytesIO(selfie), "selfie.jpg", "image/jpeg")
         return self.client.post(f"/consent/{request_id}/decision", data=data)
 
-    def grant(self, request_id: str, operations: list[str], contact: str = DEFAULT_CONTACT) -> Any:
+    def grant(self, request_id: str, operations: list[str], contact: str = DEFAULT_CONTACT,
+              selfie: bytes | None = None) -> Any:
         self.prove(request_id, contact)
-        response = self.decide(request_id, operations)
+        response = self.decide(request_id, operations, selfie=selfie)
         assert response.status_code in (200, 303), response.get_data(as_text=True)[:500]
         return response
 

@@ -13,21 +13,41 @@ what happened before them. Anything raised is rolled back.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent import errors, jws, lifecycle
 from consent import requests as consent_requests
 from consent.journal import Journal, Party
-from consent.models import CODE_FOR_CONSENT, REQUEST_PENDING, Consent, ConsentRequest, OneTimeCode, Subject
+from consent.models import (
+    CODE_FOR_CONSENT,
+    CONSENT_ACTIVE,
+    REQUEST_PENDING,
+    Consent,
+    ConsentRequest,
+    OneTimeCode,
+    Subject,
+)
 from consent.notice import NoticeText
 from consent.records import CONSENT_TYP, REVOCATION_TYP, Notice
 from consent.subjects import Contact, contact_of, parse_contact
 from gateway.auth.models import OAuthClient
+from gateway.biometrics.binding import (
+    BindingSettings,
+    SelfieNeeded,
+    bound_modalities,
+    delete_templates,
+    enrol_face,
+    shred_unused,
+    templates_of,
+)
+from gateway.biometrics.faces import BiometricsUnavailable, EnrolmentRefused
+from gateway.biometrics.models import BiometricTemplate
 from gateway.consents.services import (
     app_name,
     authn_for,
@@ -37,6 +57,7 @@ from gateway.consents.services import (
     verification_keys,
     verify_code,
 )
+from gateway.core.errors import GatewayError
 from gateway.keys.contacts import vault
 from gateway.keys.keyring import signer
 from gateway.registry import algorithms as registry
@@ -80,6 +101,7 @@ LocaleChooser = Callable[[str | None], str]
 
 MY_CONSENTS_SHOWN = 200
 WITHDRAWAL_REASON = "withdrawn by the subject on the portal"
+TEMPLATES_DELETED_REASON = "the subject deleted the biometric template it needs"
 
 
 # --- what the consent screen shows ------------------------------------------------------------------
@@ -127,7 +149,7 @@ class Refused:
     """The same step again, with the domain's reason (invalid contact, rejected code, nothing ticked…)."""
 
     screen: Screen
-    reason: errors.ConsentError
+    reason: errors.ConsentError | GatewayError
 
 
 @dataclass(frozen=True)
@@ -169,6 +191,7 @@ class Choice:
     decline: bool
     operations: tuple[str, ...]
     notice_sha256: str  # of the notice the submitted form was rendered with
+    selfie: bytes | None = None  # the photo sent with the form, when face operations need a template
 
 
 @dataclass(frozen=True)
@@ -276,7 +299,7 @@ def check_code(
 
 def decide(
     session: Session, request_id: str, choice: Choice, proof: Proof | None, *, locale_for: LocaleChooser,
-    journal: Journal, now: datetime,
+    binding: BindingSettings, journal: Journal, now: datetime,
 ) -> Decided | Refused | ProveAgain | Closed:
     """Decline, or grant the ticked operations of the notice in ``locale`` (signed, with its audit entry)."""
     request, locale = _open(session, request_id, locale_for, journal, now)
@@ -297,10 +320,28 @@ def decide(
         authenticated_at=proof.at,
     )
     try:
-        consent = lifecycle.grant(session, request, approval, signer=signer(session), journal=journal, now=now)
-    except (errors.NoOperationChosen, errors.NoticeChanged) as exc:
+        # Checked before anything is enrolled, so a refused form leaves no template behind.
+        lifecycle.check_approval(request, approval)
+        templates = _enrol(session, proof.subject_id, choice, binding, journal=journal, now=now)
+        consent = lifecycle.grant(session, request, replace(approval, templates=templates), signer=signer(session),
+                                  journal=journal, now=now)
+    except (errors.NoOperationChosen, errors.NoticeChanged, EnrolmentRefused, SelfieNeeded,
+            BiometricsUnavailable) as exc:
         return Refused(_screen(session, request, "notice", locale), exc)
     return Decided(request, locale, app_name(session, request.client_id), consent)
+
+
+def _enrol(session: Session, subject_id: str, choice: Choice, settings: BindingSettings, *, journal: Journal,
+           now: datetime) -> dict[str, lifecycle.TemplateEvidence]:
+    """The templates the ticked operations need, made from what the person sent with the form."""
+    needed = bound_modalities(choice.operations, settings)
+    if not needed:
+        return {}
+    if needed != ["face"]:
+        raise BiometricsUnavailable("voice templates cannot be enrolled in this installation")
+    if not choice.selfie:
+        raise SelfieNeeded("add a photo of your face to approve face operations")
+    return {"face": enrol_face(session, vault(), subject_id, choice.selfie, journal=journal, now=now)}
 
 
 # --- what /me shows ---------------------------------------------------------------------------------
@@ -405,4 +446,32 @@ def withdraw(session: Session, consent_id: str, *, subject_id: str, journal: Jou
                                 for_update=True)
     lifecycle.withdraw(session, row, reason=WITHDRAWAL_REASON, actor=Party("subject", subject_id),
                        signer=signer(session), journal=journal, now=now)
+    # A template no active consent names any more is deleted in the same transaction.
+    shred_unused(session, journal=journal, now=now, subject_ids=[subject_id])
     return row
+
+
+@dataclass(frozen=True)
+class MyTemplates:
+    templates: list[BiometricTemplate]
+    needing: list[Consent]  # the active consents that end if the templates are deleted
+    names: dict[str, str]  # app name by client id
+
+
+def my_templates(session: Session, subject_id: str, *, now: datetime) -> MyTemplates:
+    """The subject's templates and the active consents granted with one of them."""
+    templates = templates_of(session, subject_id)
+    digests = {t.sha256 for t in templates}
+    needing = [c for c in session.scalars(select(Consent).where(
+        Consent.subject_id == subject_id, Consent.status == CONSENT_ACTIVE, Consent.bindings.is_not(None),
+        Consent.expires_at > now).order_by(Consent.created_at))
+        if digests & set((c.bindings or {}).values())]
+    return MyTemplates(templates, needing, {c.client_id: app_name(session, c.client_id) for c in needing})
+
+
+def delete_my_templates(session: Session, subject_id: str, *, journal: Journal, now: datetime) -> int:
+    """The subject deletes their templates: the consents granted with them are withdrawn first."""
+    for consent in my_templates(session, subject_id, now=now).needing:
+        lifecycle.withdraw(session, consent, reason=TEMPLATES_DELETED_REASON, actor=Party("subject", subject_id),
+                           signer=signer(session), journal=journal, now=now)
+    return delete_templates(session, subject_id, journal=journal, now=now)

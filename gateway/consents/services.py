@@ -32,6 +32,7 @@ from consent.subjects import Contact, contact_of, find_subject, subject_for_cont
 from gateway.auditing.trail import AuditJournal
 from gateway.auth.models import OAuthClient
 from gateway.auth.ratelimit import Limit, limiter
+from gateway.biometrics.binding import shred_unused
 from gateway.consents.notify import Message, notifier
 from gateway.core.errors import GatewayError
 from gateway.i18n import translate
@@ -203,6 +204,7 @@ def end_for_app(
     else:
         lifecycle.revoke(session, row, by="client", reason=reason, actor=actor, signer=signer, journal=journal,
                          now=now)
+    shred_unused(session, journal=journal, now=now, subject_ids=[row.subject_id])
     return row
 
 

@@ -70,6 +70,17 @@ class Defaults:
     LABEL_MAX_IMAGE_PIXELS = 50_000_000
     # Outputs are spooled (under UPLOAD_DIR) to be labelled; larger ones are refused (label_failed).
     LABEL_MAX_OUTPUT_MB = 1024
+    # Biometric binding (docs/BINDING.md). Modalities whose consents are granted only with the subject's
+    # template, and whose media are then checked at every edit: "face" (the [face] extra); "voice" has no
+    # model yet, so listing it refuses voice consents' binding with 503 binding_unavailable. [] turns
+    # binding off (consents are granted without templates and tickets say "binding": "not_checked").
+    BINDING_MODALITIES: tuple[str, ...] = ("face",)
+    # Largest distance between a face and a template that still counts as the same person (dlib's
+    # ResNet embeddings; see docs/PERFORMANCE.md "Biometric binding" for the measurements behind it).
+    BINDING_FACE_THRESHOLD = 0.5
+    # Frames of a video part are sampled this often, up to this many, and each face in them checked.
+    BINDING_VIDEO_EVERY_SECONDS = 0.5
+    BINDING_VIDEO_MAX_FRAMES = 120
     # HMAC key for the webhook notifier's signature header.
     WEBHOOK_SECRET = ""
     # The audit ticker (sequencing leftovers, month close, time-based checkpoints); `serve` turns it on.

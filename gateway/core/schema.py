@@ -10,6 +10,7 @@ MODEL_MODULES = (
     "gateway.keys.models",
     "gateway.registry.models",
     "gateway.decisions.models",
+    "gateway.biometrics.models",
 )
 
 

@@ -216,7 +216,9 @@ def _sign_ticket(request: DecisionRequest, decision_id: str, signer: Signer, now
                  expires_at: datetime) -> str:
     spec = TicketSpec(decision_id=decision_id, algorithm=request.algorithm, client_id=request.client_id,
                       operation=request.operation, consent_ids=request.consent_ids, media=request.media,
-                      issued_at=now, expires_at=expires_at)
+                      issued_at=now, expires_at=expires_at,
+                      binding="checked" if request.binding is not None and request.binding.failure is None
+                      else "not_checked")
     return jws.sign(ticket_claims(spec, issuer=signer.issuer), signer, TICKET_TYP)
 
 

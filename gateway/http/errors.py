@@ -17,6 +17,7 @@ from audit.queries import BadCursor
 from consent import errors as consent_errors
 from consent.enforcement import UnreadableConsentState
 from gateway.auditing.export import InvalidRange
+from gateway.biometrics.faces import BiometricsUnavailable
 from gateway.consents.services import RateLimited
 from gateway.core.errors import GatewayError
 from gateway.core.problems import Problem
@@ -61,6 +62,8 @@ RULES: dict[type[Exception], Rule] = {
     AuditError: Rule(422),
     # the gateway's own
     KeyStoreError: Rule(503, "the signing key is unavailable; nothing was signed or allowed", _UNAVAILABLE),
+    BiometricsUnavailable: Rule(503, "biometric binding is needed and not available here; nothing was allowed",
+                                _UNAVAILABLE),
     InvalidAlgorithm: Rule(422),
     FilingNumberTaken: Rule(409),
     AlgorithmNotFound: Rule(404),

@@ -1,4 +1,5 @@
-"""Contact addresses at rest: AES-GCM encryption and a keyed lookup hash, both under the master key.
+"""Personal data at rest under the master key: contact addresses (AES-GCM and a keyed lookup hash) and
+biometric templates (AES-GCM).
 
 Separate subkeys are derived with HKDF for each use, so the key that finds a subject by contact can
 never decrypt one, and a leak of one derived key does not expose the others or the master key.
@@ -35,6 +36,7 @@ class Vault:
         self._aead = AESGCM(_subkey(master_key, "contact-encryption"))
         self._lookup_key = _subkey(master_key, "contact-lookup")
         self.code_pepper = _subkey(master_key, "one-time-codes")
+        self._templates = AESGCM(_subkey(master_key, "template-encryption"))
 
     def lookup_hash(self, contact: Contact) -> str:
         message = f"{contact.kind}:{contact.value}".encode()
@@ -52,6 +54,18 @@ class Vault:
         except Exception as exc:  # InvalidTag: wrong master key or a tampered row
             raise KeyStoreError("cannot decrypt a stored contact (wrong master key or tampered row)") from exc
         return plain.decode()
+
+
+    def seal_template(self, template: bytes, row_id: str) -> bytes:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        # Bound to its row: a template copied onto another subject's row does not decrypt.
+        return nonce + self._templates.encrypt(nonce, template, row_id.encode())
+
+    def unseal_template(self, sealed: bytes, row_id: str) -> bytes:
+        try:
+            return self._templates.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], row_id.encode())
+        except Exception as exc:  # InvalidTag
+            raise KeyStoreError("cannot decrypt a stored template (wrong master key or tampered row)") from exc
 
 
 def vault() -> Vault:

@@ -23,7 +23,9 @@ from typing import Any
 from flask import Flask, Request
 
 from consent.journal import SYSTEM
+from consent.policy import BindingCheck
 from gateway.auditing.trail import AuditJournal
+from gateway.biometrics.binding import MediaFile
 from gateway.core.clock import utcnow
 from gateway.core.db import db
 from gateway.core.errors import GatewayError
@@ -74,7 +76,9 @@ class Relayed:
 
 
 EditResult = Denied | Failed | Relayed
-Decide = Callable[[EditTerms, dict[str, str]], decisions.DecisionResult]
+Decide = Callable[[EditTerms, dict[str, str], BindingCheck | None], decisions.DecisionResult]
+# Compares the media with the named subjects' templates (None: no named consent requires binding).
+Bind = Callable[[EditTerms, list[MediaFile]], BindingCheck | None]
 
 
 class NoMedia(GatewayError):
@@ -84,15 +88,18 @@ class NoMedia(GatewayError):
 
 
 def run_edit(app: Flask, request: Request, upload: Upload, *, client_id: str, request_id: str | None,
-             decide: Decide) -> EditResult:
-    """Receive the upload, decide on its digests, forward an allowed edit and hand back the relay."""
+             decide: Decide, bind: Bind) -> EditResult:
+    """Receive the upload, check whose faces it shows, decide on its digests, forward an allowed edit and
+    hand back the relay."""
     db.session.commit()  # 1.
     with receive(request, upload_dir=upload.upload_dir, max_bytes=upload.max_bytes,
                  on_request_part=upload.read_terms) as received:
         terms = upload.read_terms(received.request_json)
         if not received.parts:
             raise NoMedia("send at least one media part, named by its role")
-        result = decide(terms, received.digests)
+        # Before the decision: a face that belongs to nobody who consented is a deny that takes no use.
+        binding = bind(terms, [MediaFile(role, part.file) for role, part in received.parts.items()])
+        result = decide(terms, received.digests, binding)
         if not result.decision.allowed:
             return Denied(result)
         algorithm = get_algorithm(db.session, terms.algorithm)

@@ -13,6 +13,7 @@ from consent.operations import OPERATIONS
 from consent.policy import (
     ALLOW,
     AlgorithmView,
+    BindingCheck,
     ConsentView,
     Decision,
     DecisionRequest,
@@ -177,7 +178,48 @@ def test_every_deny_reason_of_the_design_is_reachable_and_stable() -> None:
         "algorithm_suspended",
         "algorithm_not_consented",
         "missing_consent",
+        "binding_requires_media",
+        "biometric_mismatch",
+        "no_face_found",
+        "biometric_not_enrolled",
     }
+
+
+FACE_BOUND = frozenset({"face"})
+
+
+def test_a_face_bound_consent_in_decision_mode_needs_the_media() -> None:
+    decision = decide([consent(bindings=FACE_BOUND)], request(), ALGORITHM, NOW)
+    assert denial(decision) == (DenyReason.BINDING_REQUIRES_MEDIA, "cns_a")
+
+
+def test_a_face_bound_consent_allows_once_the_media_matched() -> None:
+    assert decide([consent(bindings=FACE_BOUND)], request(binding=BindingCheck("face")), ALGORITHM, NOW).allowed
+
+
+@pytest.mark.parametrize("reason", [DenyReason.BIOMETRIC_MISMATCH, DenyReason.NO_FACE_FOUND,
+                                    DenyReason.BIOMETRIC_NOT_ENROLLED])
+def test_a_failed_binding_check_denies_with_its_own_reason(reason: DenyReason) -> None:
+    check = BindingCheck("face", reason, None, "part 'target': nearest distance 0.71, threshold 0.50")
+    decision = decide([consent(bindings=FACE_BOUND)], request(binding=check), ALGORITHM, NOW)
+    assert denial(decision) == (reason, "cns_a")
+    assert "0.71" in decision.detail
+
+
+def test_a_failed_binding_check_denies_even_where_no_consent_requires_binding() -> None:
+    check = BindingCheck("face", DenyReason.BIOMETRIC_MISMATCH, None, "a stranger's face")
+    assert denial(decide([consent()], request(binding=check), ALGORITHM, NOW)) == (DenyReason.BIOMETRIC_MISMATCH, None)
+
+
+def test_an_unusable_consent_is_reported_before_the_binding() -> None:
+    decision = decide([consent(bindings=FACE_BOUND, status="withdrawn")], request(), ALGORITHM, NOW)
+    assert denial(decision) == (DenyReason.CONSENT_WITHDRAWN, "cns_a")
+
+
+def test_a_face_binding_does_not_bind_voice_operations() -> None:
+    voice = consent(bindings=FACE_BOUND, operations=frozenset({"voice_clone"}))
+    voice_algorithm = dataclasses.replace(ALGORITHM, operations=frozenset({"voice_clone"}))
+    assert decide([voice], request(operation="voice_clone"), voice_algorithm, NOW).allowed
 
 
 @pytest.mark.parametrize("status", ["paused", "", "Active", "ACTIVE", "active ", "granted", "pending"])

@@ -238,7 +238,13 @@ def test_ticket_claims_are_exactly_the_designed_ticket() -> None:
         "operation": "face_swap",
         "consents": [CONSENT.consent_id, "cns_FFFFFFFFFFFFFFFFFFFFFFFF"],
         "media": {"source": DIGEST, "target": "cd" * 32},
+        "binding": "not_checked",
     }
+
+
+def test_a_ticket_says_when_the_gateway_checked_binding() -> None:
+    claims = records.ticket_claims(dataclasses.replace(TICKET, binding="checked"), issuer=ISSUER)
+    assert claims["binding"] == "checked"
 
 
 def test_a_ticket_may_live_exactly_120_seconds() -> None:

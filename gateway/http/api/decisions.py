@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, g, jsonify
 from pydantic import Field, field_validator, model_validator
 
 from consent.operations import OPERATIONS, modality_of, scope_for
-from consent.policy import DecisionRequest
+from consent.policy import BindingCheck, DecisionRequest
 from consent.records import SHA256_HEX_PATTERN
 from gateway.auth.oauth import require
 from gateway.core.boundary import commit_early
@@ -104,11 +104,12 @@ def require_scope_for(operation: str) -> None:
                       headers={"WWW-Authenticate": f'Bearer error="insufficient_scope" scope="{scope}"'})
 
 
-def decide(terms: DecisionTerms | edits.EditTerms, media: dict[str, str]) -> decisions.DecisionResult:
+def decide(terms: DecisionTerms | edits.EditTerms, media: dict[str, str],
+           binding: BindingCheck | None = None) -> decisions.DecisionResult:
     """Run a decision for the authenticated app in the request's session (committed by the caller)."""
     now = utcnow()
     request = DecisionRequest(client_id=g.client_id, operation=terms.operation, algorithm=terms.algorithm,
-                              consent_ids=tuple(terms.consents), media=media)
+                              consent_ids=tuple(terms.consents), media=media, binding=binding)
     return decisions.make_decision(db.session, request, signer=signer(db.session), actor=calling_app(),
                                    journal=request_journal(now), now=now,
                                    settings=decisions.DecisionSettings.from_config(current_app.config))

@@ -10,12 +10,16 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.blueprints import BlueprintSetupState
 from pydantic import Field
 
+from consent.policy import BindingCheck
 from gateway.auth.oauth import require
+from gateway.biometrics import binding
+from gateway.core.db import db
 from gateway.core.problems import Problem, problem_response
 from gateway.http import openapi
 from gateway.http.api.decisions import DecisionTerms, decide, deny_response, require_scope_for
 from gateway.http.schemas import EXAMPLE_CONSENT_ID, EXAMPLE_DECISION_ID, EXAMPLE_FILING_NUMBER, EXAMPLE_ISSUER
 from gateway.http.validation import load_json, parse_value
+from gateway.keys.contacts import vault
 from gateway.proxy import edits, upstream
 from gateway.proxy.uploads import REQUEST_PART
 
@@ -48,6 +52,11 @@ def _terms(raw: bytes | None) -> edits.EditTerms:
                            parameters=body.parameters)
 
 
+def _bind(terms: edits.EditTerms, media: list[binding.MediaFile]) -> BindingCheck | None:
+    return binding.check_media(db.session, vault(), operation=terms.operation, consent_ids=terms.consents,
+                               media=media, settings=binding.BindingSettings.from_config(current_app.config))
+
+
 @bp.post("/edits")
 @require()
 def create_edit() -> Response:
@@ -60,7 +69,7 @@ def create_edit() -> Response:
     upload = edits.Upload(upload_dir=str(config["UPLOAD_DIR"] or "") or tempfile.gettempdir(),
                           max_bytes=int(config["MAX_UPLOAD_MB"]) * 1024 * 1024, read_terms=_terms)
     result = edits.run_edit(current_app._get_current_object(), request, upload,  # type: ignore[attr-defined]
-                            client_id=g.client_id, request_id=g.get("request_id"), decide=decide)
+                            client_id=g.client_id, request_id=g.get("request_id"), decide=decide, bind=_bind)
     if isinstance(result, edits.Denied):
         return deny_response(result.result)
     if isinstance(result, edits.Failed):

@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import g, redirect, request, url_for
+from flask import current_app, g, redirect, request, url_for
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from consent import errors
 from consent.operations import LOCALES
+from gateway.biometrics.binding import BindingSettings, SelfieNeeded, bound_modalities
+from gateway.biometrics.faces import BiometricsUnavailable, EnrolmentRefused
 from gateway.consents import portal
 from gateway.consents.services import RateLimited
 from gateway.core.clock import utcnow
@@ -92,6 +94,8 @@ def consent_verify(request_id: str) -> WerkzeugResponse | tuple[str, int]:
 
 @bp.post("/consent/<request_id>/decision")
 def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
+    # The form may carry a selfie (a phone photo is a few MB): this route alone reads a larger body.
+    request.max_content_length = SELFIE_MAX_BYTES
     session.check_csrf()
     now = utcnow()
     form_locale = request.form.get("locale", "")
@@ -100,11 +104,14 @@ def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
         # The notice is recorded in the locale it was read in, whatever ?lang= says now.
         return form_locale if form_locale in LOCALES else session.choose_locale(hint)
 
+    selfie = request.files.get("selfie")
     choice = portal.Choice(decline=request.form.get("action") == "decline",
                            operations=tuple(request.form.getlist("operations")),
-                           notice_sha256=request.form.get("notice_sha256", ""))
+                           notice_sha256=request.form.get("notice_sha256", ""),
+                           selfie=selfie.read() if selfie is not None else None)
     outcome = portal.decide(db.session, request_id, choice, session.proof(session.pending(request_id), now),
-                            locale_for=locale_for, journal=request_journal(now), now=now)
+                            locale_for=locale_for, binding=BindingSettings.from_config(current_app.config),
+                            journal=request_journal(now), now=now)
     if isinstance(outcome, portal.Closed):
         return _closed(outcome)
     if isinstance(outcome, portal.ProveAgain):
@@ -151,8 +158,9 @@ def _step(screen: portal.Screen, *, status: int = 200, error: str | None = None,
     start_over = url_for("portal.consent_start_over", request_id=req.id) if req.subject_id is None else None
     if screen.stage == "notice":
         g.form_action_extra = origin(req.redirect_uri)
+        selfie_for = bound_modalities(req.operations, BindingSettings.from_config(current_app.config))
         return page("notice.html", locale, status, req=req, notice=screen.notice, app=name, about=about, error=error,
-                    masked=session.masked_contact(state), start_over=start_over)
+                    masked=session.masked_contact(state), start_over=start_over, selfie_for=selfie_for)
     if screen.stage == "code":
         masked = session.masked_contact(state)
         return page("code.html", locale, status, action=url_for("portal.consent_verify", request_id=req.id),
@@ -164,17 +172,24 @@ def _step(screen: portal.Screen, *, status: int = 200, error: str | None = None,
                 intro=translate(locale, "consent.asks", app=name))
 
 
-_REFUSALS: dict[type[errors.ConsentError], tuple[int, str]] = {
+_REFUSALS: dict[type[Exception], tuple[int, str]] = {
     errors.InvalidContact: (422, "error.invalid_contact"),
     errors.NoOperationChosen: (422, "error.no_operation"),
     errors.NoticeChanged: (409, "error.notice_changed"),
+    SelfieNeeded: (422, "error.selfie_needed"),
+    BiometricsUnavailable: (503, "error.binding_unavailable"),
 }
+# A selfie larger than this is refused before it is read (413); phones send 2 to 8 MB.
+SELFIE_MAX_BYTES = 20 * 1024 * 1024
 
 
 def _refused(refused: portal.Refused, *, contact_value: str = "") -> tuple[str, int]:
     locale, reason = refused.screen.locale, refused.reason
     if isinstance(reason, errors.CodeRejected):
         return _step(refused.screen, status=400, error=code_error(locale, reason))
+    if isinstance(reason, EnrolmentRefused):
+        # Each reason tells the person what to do differently (closer, better light, alone in the picture).
+        return _step(refused.screen, status=422, error=translate(locale, f"error.enrolment.{reason.code}"))
     status, key = next(rule for kind, rule in _REFUSALS.items() if isinstance(reason, kind))
     return _step(refused.screen, status=status, error=translate(locale, key), contact_value=contact_value)
 

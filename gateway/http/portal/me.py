@@ -62,7 +62,33 @@ def me() -> tuple[str, int]:
         said = session.take_flash(None)
         return _login_page(locale, error=code_message(locale, *said) if said else None)
     mine = portal.my_consents(db.session, subject_id, journal=request_journal(now), now=now)
-    return page("me.html", locale, consents=mine.consents, names=mine.names)
+    templates = portal.my_templates(db.session, subject_id, now=now).templates
+    return page("me.html", locale, consents=mine.consents, names=mine.names, templates=templates,
+                templates_deleted=request.args.get("done") == "templates-deleted")
+
+
+@bp.get("/me/templates/delete")
+def me_templates_confirm() -> WerkzeugResponse | tuple[str, int]:
+    """Says which consents end with the templates before anything is deleted."""
+    now = utcnow()
+    locale = session.choose_locale()
+    subject_id = session.me(now)
+    if subject_id is None:
+        return redirect(url_for("portal.me"), 303)
+    mine = portal.my_templates(db.session, subject_id, now=now)
+    return page("templates_delete.html", locale, templates=mine.templates, needing=mine.needing, names=mine.names)
+
+
+@bp.post("/me/templates/delete")
+def me_templates_delete() -> WerkzeugResponse | tuple[str, int]:
+    session.check_csrf()
+    now = utcnow()
+    locale = session.choose_locale()
+    subject_id = session.me(now)
+    if subject_id is None:
+        return _login_page(locale, status=401, error=translate(locale, "error.session"))
+    portal.delete_my_templates(db.session, subject_id, journal=request_journal(now), now=now)
+    return redirect(url_for("portal.me", done="templates-deleted"), 303)
 
 
 @bp.post("/me/code")
@@ -254,5 +280,10 @@ PATHS: dict[str, Any] = {
     "/me/consents/{consent_id}/withdraw": {
         **html_page("Confirm withdrawal", path_param="consent_id"),
         **html_page("Withdraw (after confirmation)", method="post", path_param="consent_id"),
+    },
+    "/me/templates/delete": {
+        **html_page("Confirm deleting one's face and voice templates (names the consents that end with them)"),
+        **html_page("Delete one's templates, ending the consents granted with them (after confirmation)",
+                    method="post"),
     },
 }

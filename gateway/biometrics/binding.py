@@ -1,0 +1,258 @@
+"""Biometric binding: templates enrolled at grant time, and each edit's media checked against them.
+
+A consent granted with a template of a modality (its ``bindings``) may only be used on media in
+which every face belongs to a subject whose consent the request names. The check runs in proxy mode,
+before the decision takes a use: its result is a :class:`~consent.policy.BindingCheck` that the
+decision policy turns into an allow or a stable deny reason. In decision mode nobody sees the media,
+and the policy denies (``binding_requires_media``).
+
+Fail closed: a model that is not installed raises :class:`BiometricsUnavailable` (503), never an
+unchecked allow; a part that cannot be decoded finds no face.
+
+Templates are sensitive personal data: only the embedding is kept, sealed under the master key, and
+deleted (with an audit entry) as soon as no active consent names it any more.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from hashlib import sha256
+from typing import IO, Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from consent.journal import SYSTEM, Journal, Party
+from consent.lifecycle import TemplateEvidence
+from consent.models import CONSENT_ACTIVE, Consent
+from consent.operations import OPERATIONS
+from consent.policy import BindingCheck, DenyReason
+from gateway.biometrics import faces as face_engine
+from gateway.biometrics import video as video_engine
+from gateway.biometrics.faces import BiometricsUnavailable, Face
+from gateway.biometrics.models import BiometricTemplate
+from gateway.core.errors import GatewayError
+from gateway.keys.contacts import Vault
+
+__all__ = [
+    "BindingSettings",
+    "BiometricsUnavailable",
+    "MediaFile",
+    "SelfieNeeded",
+    "bound_modalities",
+    "check_media",
+    "delete_templates",
+    "enrol_face",
+    "shred_unused",
+    "templates_of",
+]
+
+FACE = "face"
+_DIMENSIONS = 128
+
+
+class SelfieNeeded(GatewayError):
+    """Face operations were approved without a photo to make the template from."""
+
+    code = "selfie_needed"
+
+
+@dataclass(frozen=True)
+class BindingSettings:
+    """Which modalities need a template, and how close a face must be to one (configuration)."""
+
+    modalities: frozenset[str]
+    face_threshold: float
+    video_every_seconds: float
+    video_max_frames: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> BindingSettings:
+        return cls(modalities=frozenset(config["BINDING_MODALITIES"]),
+                   face_threshold=float(config["BINDING_FACE_THRESHOLD"]),
+                   video_every_seconds=float(config["BINDING_VIDEO_EVERY_SECONDS"]),
+                   video_max_frames=int(config["BINDING_VIDEO_MAX_FRAMES"]))
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """One uploaded media part as the check reads it (the proxy's spooled file, rewound here)."""
+
+    role: str
+    file: IO[bytes]
+
+
+def bound_modalities(operations: Iterable[str], settings: BindingSettings) -> list[str]:
+    """The modalities among ``operations`` that need a template before a consent to them is granted."""
+    wanted = {OPERATIONS[name].modality.value for name in operations if name in OPERATIONS}
+    return sorted(wanted & settings.modalities)
+
+
+# --- enrolment ----------------------------------------------------------------------------------------
+
+
+def template_bytes(embedding: Sequence[float]) -> bytes:
+    """The canonical bytes of a face template (little-endian float64): what is sealed and hashed."""
+    if len(embedding) != _DIMENSIONS:
+        raise ValueError(f"a face template has {_DIMENSIONS} numbers")
+    return struct.pack(f"<{_DIMENSIONS}d", *embedding)
+
+
+def enrol_face(session: Session, vault: Vault, subject_id: str, image: bytes, *, journal: Journal,
+               now: datetime) -> TemplateEvidence:
+    """Make and seal the subject's face template from a selfie (exactly one clear face, or refused).
+
+    Raises :class:`~gateway.biometrics.faces.EnrolmentRefused` (the person can retry) or
+    :class:`BiometricsUnavailable`. The photo itself is never stored.
+    """
+    face = face_engine.enrolment_face(image)
+    plain = template_bytes(face.embedding)
+    digest = sha256(plain).hexdigest()
+    row_id = "tpl_" + secrets.token_urlsafe(18)
+    session.add(BiometricTemplate(id=row_id, subject_id=subject_id, modality=FACE, model=face_engine.FACE_MODEL,
+                                  sha256=digest, sealed=vault.seal_template(plain, row_id), created_at=now))
+    journal.record("biometric.enrolled", Party("subject", subject_id), subject=subject_id,
+                   detail={"modality": FACE, "model": face_engine.FACE_MODEL, "template_sha256": digest})
+    return TemplateEvidence(model=face_engine.FACE_MODEL, sha256=digest)
+
+
+# --- matching at edit time ----------------------------------------------------------------------------
+
+
+def check_media(session: Session, vault: Vault, *, operation: str, consent_ids: Sequence[str],
+                media: Sequence[MediaFile], settings: BindingSettings) -> BindingCheck | None:
+    """Compare every face in ``media`` with the templates of the named consents' subjects.
+
+    None when no named consent requires binding for the operation's modality (nothing is checked;
+    the ticket says so). The consents are read again by the decision, which also denies a consent
+    that is not usable for other reasons first.
+    """
+    modality = OPERATIONS[operation].modality.value
+    rows = session.execute(
+        select(Consent.id, Consent.bindings).where(Consent.id.in_(list(consent_ids)))).all()
+    if not any(modality in (row.bindings or {}) for row in rows):
+        return None
+    if modality != FACE:
+        # No voice model ships in a PyPI package without PyTorch (docs/DEPARTURES.md): fail closed.
+        raise BiometricsUnavailable(f"{modality} binding is not available in this installation")
+    templates: list[Sequence[float]] = []
+    for row in sorted(rows, key=lambda r: consent_ids.index(r.id)):
+        digest = (row.bindings or {}).get(FACE)
+        found = None if digest is None else _unsealed(session, vault, digest)
+        if found is None:
+            return BindingCheck(FACE, DenyReason.BIOMETRIC_NOT_ENROLLED, row.id,
+                                "the consent's subject has no face template (granted without one, or deleted)")
+        templates.append(found)
+    return _match(media, templates, settings)
+
+
+def _unsealed(session: Session, vault: Vault, digest: str) -> Sequence[float] | None:
+    row = session.scalars(select(BiometricTemplate).where(BiometricTemplate.sha256 == digest,
+                                                          BiometricTemplate.modality == FACE)).first()
+    if row is None:
+        return None
+    plain = vault.unseal_template(row.sealed, row.id)
+    if sha256(plain).hexdigest() != digest:
+        return None  # a row that does not hold what the record names proves nothing
+    return struct.unpack(f"<{_DIMENSIONS}d", plain)
+
+
+def _match(media: Sequence[MediaFile], templates: Sequence[Sequence[float]],
+           settings: BindingSettings) -> BindingCheck:
+    seen = 0
+    for part in media:
+        for at, found in _faces_of(part, settings):
+            for face in found:
+                seen += 1
+                nearest = min(face_engine.distance(face.embedding, t) for t in templates)
+                if nearest > settings.face_threshold:
+                    where = f"part {part.role!r}" + ("" if at is None else f", frame at {at:.2f} s")
+                    return BindingCheck(
+                        FACE, DenyReason.BIOMETRIC_MISMATCH, None,
+                        f"{where}: a face at {list(face.box)} matches no named subject "
+                        f"(nearest distance {nearest:.3f}, threshold {settings.face_threshold:.3f})")
+    if not seen:
+        return BindingCheck(FACE, DenyReason.NO_FACE_FOUND, None,
+                            f"no face found in {', '.join(repr(p.role) for p in media)}")
+    return BindingCheck(FACE)
+
+
+def _faces_of(part: MediaFile, settings: BindingSettings) -> Iterable[tuple[float | None, list[Face]]]:
+    """Faces of an image part, or of frames sampled from a video part; nothing from what is neither.
+
+    The part's declared type is not trusted: the bytes decide (an image that says it is a video is
+    still read as an image). Audio and undecodable parts show no face.
+    """
+    part.file.seek(0)
+    head = part.file.read(32)
+    part.file.seek(0)
+    if _looks_like_image(head):
+        try:
+            return [(None, face_engine.faces_in_image(part.file.read()))]
+        except face_engine.UnreadableImage:
+            return []
+    try:
+        return video_engine.faces_in_video(part.file, every_seconds=settings.video_every_seconds,
+                                           max_frames=settings.video_max_frames)
+    except video_engine.UnreadableVideo:
+        return []
+    finally:
+        part.file.seek(0)
+
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8", b"BM")
+
+
+def _looks_like_image(head: bytes) -> bool:
+    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+# --- deletion -----------------------------------------------------------------------------------------
+
+
+def templates_of(session: Session, subject_id: str) -> list[BiometricTemplate]:
+    return list(session.scalars(select(BiometricTemplate).where(BiometricTemplate.subject_id == subject_id)
+                                .order_by(BiometricTemplate.created_at)))
+
+
+def shred_unused(session: Session, *, journal: Journal, now: datetime, subject_ids: Collection[str] | None = None,
+                 actor: Party | None = None) -> int:
+    """Delete every template that no active consent names any more (of ``subject_ids``, or everyone's).
+
+    Deleting the sealed row is the crypto-shredding: nothing else holds the embedding. Each deletion
+    is an audit entry naming the digest, never the template.
+    """
+    query = select(BiometricTemplate)
+    if subject_ids is not None:
+        query = query.where(BiometricTemplate.subject_id.in_(list(subject_ids)))
+    candidates = list(session.scalars(query))
+    if not candidates:
+        return 0
+    active = session.execute(select(Consent.bindings).where(
+        Consent.subject_id.in_({t.subject_id for t in candidates}), Consent.status == CONSENT_ACTIVE,
+        Consent.expires_at > now, Consent.bindings.is_not(None))).scalars()
+    named = {digest for bindings in active for digest in (bindings or {}).values()}
+    unused = [t for t in candidates if t.sha256 not in named]
+    for template in unused:
+        _delete(session, template, journal=journal, actor=actor or SYSTEM,
+                reason="no active consent needs it")
+    return len(unused)
+
+
+def delete_templates(session: Session, subject_id: str, *, journal: Journal, now: datetime) -> int:
+    """The subject deletes all their templates (the consents that need them must end first)."""
+    removed = templates_of(session, subject_id)
+    for template in removed:
+        _delete(session, template, journal=journal, actor=Party("subject", subject_id), reason="deleted by the subject")
+    return len(removed)
+
+
+def _delete(session: Session, template: BiometricTemplate, *, journal: Journal, actor: Party, reason: str) -> None:
+    session.execute(delete(BiometricTemplate).where(BiometricTemplate.id == template.id))
+    journal.record("biometric.deleted", actor, subject=template.subject_id,
+                   detail={"modality": template.modality, "model": template.model,
+                           "template_sha256": template.sha256, "reason": reason})
