@@ -234,7 +234,7 @@ class PortalVisitor:
         assert response.status_code == 303, response.get_data(as_text=True)[:500]
 
     def decide(self, request_id: str, operations: list[str], action: str = "approve",
-               notice_sha256: str | None = None, locale: str | None = None, selfie: bytes | None = None) -> Any:
+               notice_sha256: str | None = None, locale: str | None = None, *, selfie: bytes | None = None) -> Any:
         html = self.page(f"/consent/{request_id}")
         data: dict[str, Any] = {
             "csrf_token": self.field(html, "csrf_token"),

@@ -32,6 +32,7 @@ from consent.models import CONSENT_ACTIVE, Consent
 from consent.operations import OPERATIONS
 from consent.policy import BindingCheck, DenyReason
 from gateway.biometrics import faces as face_engine
+from gateway.biometrics import matching
 from gateway.biometrics import video as video_engine
 from gateway.biometrics.faces import BiometricsUnavailable, Face
 from gateway.biometrics.models import BiometricTemplate
@@ -165,50 +166,69 @@ def _match(media: Sequence[MediaFile], templates: Sequence[Sequence[float]],
            settings: BindingSettings) -> BindingCheck:
     seen = 0
     for part in media:
-        for at, found in _faces_of(part, settings):
-            for face in found:
-                seen += 1
-                nearest = min(face_engine.distance(face.embedding, t) for t in templates)
-                if nearest > settings.face_threshold:
-                    where = f"part {part.role!r}" + ("" if at is None else f", frame at {at:.2f} s")
-                    return BindingCheck(
-                        FACE, DenyReason.BIOMETRIC_MISMATCH, None,
-                        f"{where}: a face at {list(face.box)} matches no named subject "
-                        f"(nearest distance {nearest:.3f}, threshold {settings.face_threshold:.3f})")
+        found = _faces_of(part, settings)
+        if found is None:
+            # Fail closed: a part the gateway cannot look into may show anyone to an upstream that can.
+            return BindingCheck(FACE, DenyReason.NO_FACE_FOUND, None,
+                                f"part {part.role!r} is not an image or video the gateway can read, so the faces "
+                                "in it cannot be checked")
+        for at, in_frame in found:
+            for face, nearest in matching.unmatched(in_frame, templates, settings.face_threshold):
+                where = f"part {part.role!r}" + ("" if at is None else f", frame at {at:.2f} s")
+                return BindingCheck(
+                    FACE, DenyReason.BIOMETRIC_MISMATCH, None,
+                    f"{where}: a face at {list(face.box)} matches no named subject "
+                    f"(nearest distance {_shown(nearest)}, threshold {settings.face_threshold:.3f})")
+            seen += len(in_frame)
     if not seen:
         return BindingCheck(FACE, DenyReason.NO_FACE_FOUND, None,
                             f"no face found in {', '.join(repr(p.role) for p in media)}")
     return BindingCheck(FACE)
 
 
-def _faces_of(part: MediaFile, settings: BindingSettings) -> Iterable[tuple[float | None, list[Face]]]:
-    """Faces of an image part, or of frames sampled from a video part; nothing from what is neither.
+def _shown(distance: float | None) -> str:
+    return "none: no template" if distance is None else f"{distance:.3f}"
+
+
+def _faces_of(part: MediaFile, settings: BindingSettings) -> list[tuple[float | None, list[Face]]] | None:
+    """Faces of an image part, or of frames sampled from a video part; None for a part that is neither.
 
     The part's declared type is not trusted: the bytes decide (an image that says it is a video is
-    still read as an image). Audio and undecodable parts show no face.
+    still read as an image). An audio part (a face reenactment's driving speech) shows no face.
     """
     part.file.seek(0)
     head = part.file.read(32)
     part.file.seek(0)
-    if _looks_like_image(head):
-        try:
-            return [(None, face_engine.faces_in_image(part.file.read()))]
-        except face_engine.UnreadableImage:
-            return []
     try:
-        return video_engine.faces_in_video(part.file, every_seconds=settings.video_every_seconds,
-                                           max_frames=settings.video_max_frames)
-    except video_engine.UnreadableVideo:
-        return []
+        if _looks_like_image(head):
+            try:
+                return [(None, face_engine.faces_in_image(part.file.read()))]
+            except face_engine.UnreadableImage:
+                return None
+        if _looks_like_audio(head):
+            return []
+        try:
+            frames = video_engine.faces_in_video(part.file, every_seconds=settings.video_every_seconds,
+                                                 max_frames=settings.video_max_frames)
+            return [(at, found) for at, found in frames]
+        except video_engine.UnreadableVideo:
+            return None
     finally:
         part.file.seek(0)
 
 
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8", b"BM")
+_AUDIO_MAGIC = (b"ID3", b"fLaC", b"OggS")
 
 
 def _looks_like_image(head: bytes) -> bool:
     return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _looks_like_audio(head: bytes) -> bool:
+    # WAV, MP3 (ID3 tag or a bare frame sync), FLAC, Ogg. Only a hint: a video decodes as a video first.
+    return (head.startswith(_AUDIO_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WAVE")
+            or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and not head.startswith(b"\xff\xd8")))
 
 
 # --- deletion -----------------------------------------------------------------------------------------

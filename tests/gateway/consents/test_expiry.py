@@ -84,9 +84,9 @@ def test_the_sweep_command_ends_what_is_overdue(app: Flask, client: FlaskClient,
         # As `consent-gateway consents sweep` runs it.
         first = runner.invoke(main, ["consents", "sweep", "--json"])
         assert first.exit_code == 0, first.output
-        assert json.loads(first.output) == {"consents_ended": 1, "requests_expired": 1}
+        assert json.loads(first.output) == {"consents_ended": 1, "requests_expired": 1, "templates_deleted": 0}
         second = runner.invoke(main, ["consents", "sweep", "--json"])
-        assert json.loads(second.output) == {"consents_ended": 0, "requests_expired": 0}
+        assert json.loads(second.output) == {"consents_ended": 0, "requests_expired": 0, "templates_deleted": 0}
     assert len(audit_entries(app, "consent.expired")) == 1
     assert len(audit_entries(app, "consent_request.expired")) == 1
 
