@@ -172,7 +172,7 @@ def _label(context: upstream.EditContext, container: str, spool: IO[bytes],
         unmarked = "mark_unsupported"  # MP3, MP4 and non-PCM WAV: the implicit label only (docs/LABELS.md)
     provenance = aigc.Provenance(decision_id=context.decision_id, client_id=context.client_id,
                                  operation=context.operation, algorithm=context.algorithm,
-                                 consents=tuple(context.consents))
+                                 consents=tuple(context.consents), reference=context.reference)
     fields = aigc.label_fields(policy.producer or signer.issuer, provenance)
     now = utcnow()
     header = aigc.signature_header(signer, provenance, container=container, content_sha256=_UNKNOWN_DIGEST,

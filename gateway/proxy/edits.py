@@ -46,6 +46,7 @@ class EditTerms:
     algorithm: str
     consents: tuple[str, ...]
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    reference: str = ""  # the app's id for the output (the label's PropagateID)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def run_edit(app: Flask, request: Request, upload: Upload, *, client_id: str, re
         db.session.commit()  # 2.
         context = upstream.EditContext(
             decision_id=result.id, client_id=client_id, operation=terms.operation,
-            algorithm=terms.algorithm, consents=terms.consents, media=received.digests,
+            algorithm=terms.algorithm, consents=terms.consents, media=received.digests, reference=terms.reference,
         )
         try:
             reply = upstream.forward(upstream_url, ticket=result.ticket, context=context,

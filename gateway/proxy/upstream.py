@@ -114,6 +114,7 @@ class EditContext:
     algorithm: str
     consents: tuple[str, ...]
     media: Mapping[str, str]
+    reference: str = ""  # the app's own id for the output, if it gave one
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from gateway.core.problems import Problem, problem_response
 from gateway.http import openapi
 from gateway.http.api.decisions import DecisionTerms, decide, deny_response, require_scope_for
 from gateway.http.schemas import EXAMPLE_CONSENT_ID, EXAMPLE_DECISION_ID, EXAMPLE_FILING_NUMBER, EXAMPLE_ISSUER
-from gateway.http.validation import load_json, parse_value
+from gateway.http.validation import Identifier, load_json, parse_value
 from gateway.keys.contacts import vault
 from gateway.proxy import edits, upstream
 from gateway.proxy.uploads import REQUEST_PART
@@ -40,6 +40,8 @@ _EDIT_SCOPES = ("edit:face", "edit:voice")
 class EditBody(DecisionTerms):
     parameters: dict[str, Any] = Field(default_factory=dict,
                                        description="passed to the algorithm as they are (e.g. semitones)")
+    reference: Identifier | None = Field(
+        default=None, description="the app's own id for this output; the AIGC label carries it as PropagateID")
 
 
 def _terms(raw: bytes | None) -> edits.EditTerms:
@@ -49,7 +51,7 @@ def _terms(raw: bytes | None) -> edits.EditTerms:
     body = parse_value(EditBody, load_json(raw, f"the {REQUEST_PART!r} part"))
     require_scope_for(body.operation)
     return edits.EditTerms(operation=body.operation, algorithm=body.algorithm, consents=tuple(body.consents),
-                           parameters=body.parameters)
+                           parameters=body.parameters, reference=body.reference or "")
 
 
 def _bind(terms: edits.EditTerms, media: list[binding.MediaFile]) -> BindingCheck | None:

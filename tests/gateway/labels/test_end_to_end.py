@@ -50,12 +50,14 @@ class Gateway:
         keys: dict[str, Any] = httpx.get(f"{self.url}/.well-known/jwks.json").json()
         return keys
 
-    def edit(self, operation: str, files: dict[str, tuple[str, bytes, str]]) -> tuple[httpx.Response, str]:
+    def edit(self, operation: str, files: dict[str, tuple[str, bytes, str]],
+             **terms: Any) -> tuple[httpx.Response, str]:
         consent_id = make_consent(self.app, self.edit_app.client_id, operations=(operation,))
         response = httpx.post(
             f"{self.url}/v1/edits", headers={"Authorization": f"Bearer {self.token}"}, timeout=120,
             files={"request": (None, json.dumps({"operation": operation, "algorithm": FILING,
-                                                 "consents": [consent_id]}), "application/json"), **files})
+                                                 "consents": [consent_id], **terms}), "application/json"),
+                   **files})
         return response, consent_id
 
     def verify(self, data: bytes) -> httpx.Response:
@@ -97,6 +99,19 @@ def test_an_edit_through_the_gateway_comes_back_labelled_and_its_digest_is_recor
     assert completed["decision_id"] == decision_id
     assert completed["output_sha256"] == hashlib.sha256(response.content).hexdigest()
     assert list(gateway.upload_dir.iterdir()) == []
+
+
+def test_the_label_carries_the_apps_own_reference_as_propagate_id(gateway: Gateway, reference_upstream: str) -> None:
+    response, _ = gateway.edit("face_attribute_edit", {"target": ("me.png", SOURCE, "image/png")},
+                               reference="order-2026-0042")
+    assert response.status_code == 200, response.text
+    label = verify_label(io.BytesIO(response.content), gateway.jwks(), issuer=gateway.url)
+    assert label.fields["PropagateID"] == "order-2026-0042"
+    assert label.fields["ContentPropagator"] == gateway.edit_app.client_id
+    # Signed like every other field: changing it breaks the signature.
+    assert b"order-2026-0042" in response.content
+    forged = response.content.replace(b"order-2026-0042", b"order-2026-0043")
+    assert gateway.verify(forged).json()["valid"] is False
 
 
 def test_anyone_can_verify_the_file_and_see_where_it_comes_from(gateway: Gateway, reference_upstream: str,
