@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, g, jsonify
 from pydantic import Field, field_validator, model_validator
 
 from consent.operations import OPERATIONS, modality_of, scope_for
-from consent.policy import BindingCheck, DecisionRequest
+from consent.policy import BindingCheck, DecisionRequest, DenyReason
 from consent.records import SHA256_HEX_PATTERN
 from gateway.auth.oauth import require
 from gateway.core.boundary import commit_early
@@ -219,14 +219,16 @@ _DECISION_ALLOWED = openapi.example(
      "operation": "face_swap", "algorithm": EXAMPLE_FILING_NUMBER, "consents": [EXAMPLE_CONSENT_ID],
      "media": {"source": EXAMPLE_SOURCE_SHA256, "target": EXAMPLE_TARGET_SHA256}},
     description=f"The ticket's claims: iss, jti (the decision id), aud (the filing number), iat, exp, "
-                f"client_id ({EXAMPLE_CLIENT_ID}), operation, consents and media.",
+                f"client_id ({EXAMPLE_CLIENT_ID}), operation, consents, media and binding (`checked` when the "
+                "gateway matched every face in the media with the named people's templates, else `not_checked`).",
 )
 
 _EDIT_SCOPES = {"security": [{"oauth2": ["edit:face"]}, {"oauth2": ["edit:voice"]}]}
-_DENIED = openapi.problem(
-    "denied: `code` and `reason` are one of missing_consent, algorithm_not_registered, algorithm_suspended, "
-    "consent_not_found, consent_not_for_client, consent_withdrawn, consent_revoked, consent_expired, "
-    "consent_exhausted, operation_not_consented, algorithm_not_consented; or insufficient_scope"
+# Every deny reason the policy has, so the document cannot fall behind it.
+DENIED = openapi.problem(
+    f"denied: `code` and `reason` are one of {', '.join(reason.value for reason in DenyReason)}; or "
+    "insufficient_scope. `binding_requires_media`: the consent was granted with a face template, so only "
+    "POST /v1/edits (which sees the media) can use it."
 )
 
 PATHS: dict[str, Any] = {
@@ -243,7 +245,7 @@ PATHS: dict[str, Any] = {
                                       "operationId": "recordOutcome",
                                       "parameters": {"decision_id": "$response.body#/decision_id"},
                                       "description": "report whether the allowed edit completed"}}},
-                          "401": openapi.problem(), "403": _DENIED, "422": openapi.problem(),
+                          "401": openapi.problem(), "403": DENIED, "422": openapi.problem(),
                           "503": openapi.problem("no decision possible now (fail closed)")},
         }
     },

@@ -154,14 +154,16 @@ PATHS: dict[str, Any] = {
                                             "save it as it comes, e.g. curl -o edited.jpg.")}}}},
                 "400": openapi.problem("malformed_upload / malformed_json / json_too_deep"),
                 "401": openapi.problem(),
-                "403": openapi.problem("denied (a stable deny reason) or insufficient_scope"),
+                "403": openapi.problem("denied (a stable deny reason; biometric_mismatch names the part, the "
+                                       "frame, the distance and the threshold) or insufficient_scope"),
                 "413": openapi.problem("payload_too_large: CONSENT_GATEWAY_MAX_UPLOAD_MB exceeded"),
                 "415": openapi.problem("not multipart/form-data"),
                 "422": openapi.problem(),
                 "502": openapi.problem("upstream_timeout / upstream_unreachable / upstream_refused / "
                                        "upstream_failed, or the output could not be labelled (label_unsupported / "
                                        "label_unavailable / label_failed); the outcome is recorded as failed"),
-                "503": openapi.problem("no decision possible now (fail closed)"),
+                "503": openapi.problem("no decision possible now (fail closed); binding_unavailable: a named "
+                                       "consent needs its face matched and the face models are not installed"),
                 "507": openapi.problem("insufficient_storage: no room to spool the upload now (Retry-After); "
                                        "nothing was decided"),
             },
