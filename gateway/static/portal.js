@@ -1,4 +1,4 @@
-/* Consent Gateway portal: the one script, loaded only by pages that show times.
+/* Consent Gateway portal: the one script, loaded only by pages that show times or ask for a selfie.
  * The server writes every time in UTC inside <time datetime="…">; this adds the reader's local time
  * beside it, in the same unambiguous form (2026-03-01 17:00 UTC+8). Without JavaScript the UTC time
  * stays and the page works the same. It also shows the receipt's Print button, which needs a script.
@@ -32,6 +32,42 @@
     // Full-width brackets carry their own space; Latin ones need one.
     note.textContent = (/^[\u3000-\uffff]/.test(text) ? "" : " ") + text;
     element.parentNode.insertBefore(note, element.nextSibling);
+  }
+
+  // The selfie from a desktop webcam: the frame taken becomes the form's file, exactly as if it had been
+  // picked, so the server sees one kind of upload. Phones open their camera from the file input itself.
+  var selfie = document.getElementById("selfie");
+  var camera = document.querySelector("[data-camera]");
+  if (selfie && camera && navigator.mediaDevices && navigator.mediaDevices.getUserMedia && window.DataTransfer) {
+    var video = camera.querySelector("video");
+    var take = camera.querySelector("[data-camera-take]");
+    var stream = null;
+    camera.hidden = false;
+    camera.querySelector("[data-camera-start]").addEventListener("click", function () {
+      navigator.mediaDevices.getUserMedia({video: {facingMode: "user"}, audio: false}).then(function (opened) {
+        stream = opened;
+        video.srcObject = opened;
+        video.hidden = false;
+        take.hidden = false;
+      }).catch(function () {
+        camera.querySelector("[data-camera-error]").hidden = false;
+      });
+    });
+    take.addEventListener("click", function () {
+      var canvas = document.createElement("canvas");
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      canvas.getContext("2d").drawImage(video, 0, 0);
+      canvas.toBlob(function (blob) {
+        var picked = new DataTransfer();
+        picked.items.add(new File([blob], "selfie.jpg", {type: "image/jpeg"}));
+        selfie.files = picked.files;
+        stream.getTracks().forEach(function (track) { track.stop(); });
+        video.hidden = true;
+        take.hidden = true;
+        camera.querySelector("[data-camera-done]").hidden = false;
+      }, "image/jpeg", 0.92);
+    });
   }
 
   var print = document.querySelector("[data-print]");

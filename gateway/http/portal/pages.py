@@ -38,13 +38,15 @@ def page(template: str, locale: str, status: int = 200, **context: Any) -> tuple
             return str(default)
 
     local_times = template in _TIMED_PAGES
-    if local_times:
+    # The script also offers the desktop webcam for the selfie (phones open the camera without it).
+    scripted = local_times or bool(context.get("selfie_for"))
+    if scripted:
         g.portal_script = True
     html = render_template(
         f"portal/{template}", t=t, t_or=t_or, locale=locale, csrf_token=csrf_token(),
         op_label=lambda name: op_label(name, locale),
         ops=lambda names: listed(locale, [op_label(n, locale) for n in names]), when=shown_time,
-        lang_url=lang_url, signed_in=me() is not None, local_times=local_times, **context,
+        lang_url=lang_url, signed_in=me() is not None, local_times=local_times, scripted=scripted, **context,
     )
     return html, status
 
