@@ -15,6 +15,7 @@ deleted (with an audit entry) as soon as no active consent names it any more.
 
 from __future__ import annotations
 
+import os
 import secrets
 import struct
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -36,6 +37,7 @@ from gateway.biometrics import matching
 from gateway.biometrics import video as video_engine
 from gateway.biometrics.faces import BiometricsUnavailable, Face
 from gateway.biometrics.models import BiometricTemplate
+from gateway.core.db import standalone
 from gateway.core.errors import GatewayError
 from gateway.keys.contacts import Vault
 
@@ -47,13 +49,15 @@ __all__ = [
     "bound_modalities",
     "check_media",
     "delete_templates",
-    "enrol_face",
     "shred_unused",
+    "store_face_template",
     "templates_of",
 ]
 
 FACE = "face"
 _DIMENSIONS = 128
+# An image part is read whole to find its faces; larger ones are refused (a photo is a few MB).
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
 
 
 class SelfieNeeded(GatewayError):
@@ -103,14 +107,10 @@ def template_bytes(embedding: Sequence[float]) -> bytes:
     return struct.pack(f"<{_DIMENSIONS}d", *embedding)
 
 
-def enrol_face(session: Session, vault: Vault, subject_id: str, image: bytes, *, journal: Journal,
-               now: datetime) -> TemplateEvidence:
-    """Make and seal the subject's face template from a selfie (exactly one clear face, or refused).
-
-    Raises :class:`~gateway.biometrics.faces.EnrolmentRefused` (the person can retry) or
-    :class:`BiometricsUnavailable`. The photo itself is never stored.
-    """
-    face = face_engine.enrolment_face(image)
+def store_face_template(session: Session, vault: Vault, subject_id: str, face: Face, *, journal: Journal,
+                        now: datetime) -> TemplateEvidence:
+    """Seal and keep the subject's face template, made from their selfie's one face
+    (:func:`~gateway.biometrics.faces.enrolment_face`). The photo itself is never stored."""
     plain = template_bytes(face.embedding)
     digest = sha256(plain).hexdigest()
     row_id = "tpl_" + secrets.token_urlsafe(18)
@@ -133,8 +133,9 @@ def check_media(session: Session, vault: Vault, *, operation: str, consent_ids: 
     that is not usable for other reasons first.
     """
     modality = OPERATIONS[operation].modality.value
-    rows = session.execute(
-        select(Consent.id, Consent.bindings).where(Consent.id.in_(list(consent_ids)))).all()
+    # Standalone reads: matching takes seconds, and on SQLite nothing may hold the write lock meanwhile.
+    rows = session.execute(standalone(
+        select(Consent.id, Consent.bindings).where(Consent.id.in_(list(consent_ids))))).all()
     if not any(modality in (row.bindings or {}) for row in rows):
         return None
     if modality != FACE:
@@ -152,8 +153,8 @@ def check_media(session: Session, vault: Vault, *, operation: str, consent_ids: 
 
 
 def _unsealed(session: Session, vault: Vault, digest: str) -> Sequence[float] | None:
-    row = session.scalars(select(BiometricTemplate).where(BiometricTemplate.sha256 == digest,
-                                                          BiometricTemplate.modality == FACE)).first()
+    row = session.scalars(standalone(select(BiometricTemplate).where(BiometricTemplate.sha256 == digest,
+                                                                     BiometricTemplate.modality == FACE))).first()
     if row is None:
         return None
     plain = vault.unseal_template(row.sealed, row.id)
@@ -201,6 +202,8 @@ def _faces_of(part: MediaFile, settings: BindingSettings) -> list[tuple[float | 
     part.file.seek(0)
     try:
         if _looks_like_image(head):
+            if os.fstat(part.file.fileno()).st_size > MAX_IMAGE_BYTES:
+                return None  # not decoded whole into memory; refused rather than waved through
             try:
                 return [(None, face_engine.faces_in_image(part.file.read()))]
             except face_engine.UnreadableImage:
