@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -23,8 +24,7 @@ from gateway.auditing.trail import OPERATOR, AuditJournal
 from gateway.auth.oauth import create_client
 from gateway.core.clock import utcnow
 from gateway.core.db import db
-from gateway.demo import DEMO_FILING_NUMBER
-from gateway.demo.app import sample_face
+from gateway.demo import DEMO_FILING_NUMBER, PERSON_A_ANOTHER_PHOTO, PERSON_A_SELFIE, PERSON_B, PHOTOS
 from gateway.registry import algorithms as registry
 
 DEMO_SCOPES = "consent:read consent:write edit:face edit:voice audit:read audit:export"
@@ -93,7 +93,7 @@ def _wait_ready(url: str, seconds: float = 60) -> None:
 
 
 def _welcome(*, gateway_url: str, app_url: str, upstream_port: int, consent_url: str,
-             credentials: dict[str, str], photo: Path) -> str:
+             credentials: dict[str, str], face_binding: bool) -> str:
     # Double-quoted for the shell so that $CONSENT_ID and $DIGEST are filled in.
     decision = json.dumps({"operation": "face_attribute_edit", "algorithm": DEMO_FILING_NUMBER,
                            "consents": ["$CONSENT_ID"], "media": [{"role": "target", "sha256": "$DIGEST"}]})
@@ -101,25 +101,53 @@ def _welcome(*, gateway_url: str, app_url: str, upstream_port: int, consent_url:
                        "consents": ["$CONSENT_ID"]})
     decision_arg, edit_arg = (text.replace('"', '\\"') for text in (decision, edit))
     continued = " \\\n      "
-    return f"""
-Consent Gateway is running at {gateway_url}   (API reference: {gateway_url}/docs)
+    bearer = '-H "Authorization: Bearer $TOKEN"'
+    # Quoted: an installed package's path may hold spaces.
+    selfie, same, other = (shlex.quote(str(path)) for path in (PERSON_A_SELFIE, PERSON_A_ANOTHER_PHOTO, PERSON_B))
+    if face_binding:
+        binding = f"""Face binding is on: a consent to face operations is granted only with a photo of the person's face,
+and an edit goes through only if every face in its photos is the face of someone whose consent it names.
+
+  1. Open the demo app:            {app_url}/
+     Ask for consent; on the consent screen enter any e-mail address. The one-time code is
+     printed in this terminal (notifier: console). Tick operations; the screen asks for a photo of
+     your face: upload person A's selfie (or a photo of yourself), then approve:
+       {selfie}
+  2. Back in the demo app, "Edit a photo of the same person" sends another photo of person A: the
+     gateway finds the same face and allows, the reference upstream (algorithm {DEMO_FILING_NUMBER},
+     http://127.0.0.1:{upstream_port}/edit) edits, you see the labelled result. "Edit a photo of someone
+     else" sends person B's photo: refused (biometric_mismatch) before the upstream sees anything."""
+        edits = f"""  # person A's other photo: allowed; edited.png is the labelled result
+  curl -s {bearer} -o edited.png -w '%{{http_code}} %{{content_type}}\\n'{continued}-F "request={edit_arg};type=application/json"{continued}-F target=@{same} {gateway_url}/v1/edits
+  # person B, who never consented: 403, "reason": "biometric_mismatch"
+  curl -s {bearer} -w '\\n'{continued}-F "request={edit_arg};type=application/json"{continued}-F target=@{other} {gateway_url}/v1/edits
+  # A decision alone (no media sent) cannot check faces: 403, "reason": "binding_requires_media"
+  DIGEST=$(sha256sum {same} | cut -c1-64)
+  curl -s {bearer} -w '\\n' -H 'Content-Type: application/json'{continued}-d "{decision_arg}"{continued}{gateway_url}/v1/decisions"""
+    else:
+        binding = f"""Face binding is off in this configuration (CONSENT_GATEWAY_BINDING_MODALITIES): the consent screen
+asks for no photo, and edits are not checked against anyone's face.
 
   1. Open the demo app:            {app_url}/
      Ask for consent; on the consent screen enter any e-mail address. The one-time code is
      printed in this terminal (notifier: console). Tick operations and approve.
   2. Back in the demo app, send an edit: the gateway decides, the reference upstream
-     (algorithm {DEMO_FILING_NUMBER}, http://127.0.0.1:{upstream_port}/edit) edits, you see the result.
+     (algorithm {DEMO_FILING_NUMBER}, http://127.0.0.1:{upstream_port}/edit) edits, you see the result."""
+        edits = f"""  curl -s {bearer} -o edited.png -w '%{{http_code}} %{{content_type}}\\n'{continued}-F "request={edit_arg};type=application/json"{continued}-F target=@{same} {gateway_url}/v1/edits
+  DIGEST=$(sha256sum {same} | cut -c1-64)
+  curl -s {bearer} -w '\\n' -H 'Content-Type: application/json'{continued}-d "{decision_arg}"{continued}{gateway_url}/v1/decisions"""
+    return f"""
+Consent Gateway is running at {gateway_url}   (API reference: {gateway_url}/docs)
+{binding}
   3. Withdraw on {gateway_url}/me and send the edit again: refused (consent_withdrawn).
 
 Or open a consent request right away, as the person asked: {consent_url}
 
-The same from a shell, as an app does (the demo app's OAuth client; a sample photo: {photo}):
+The same from a shell, as an app does (the demo app's OAuth client; photos in {PHOTOS}):
   export CLIENT_ID={credentials["client_id"]} CLIENT_SECRET={credentials["client_secret"]}
   TOKEN=$(curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials {gateway_url}/oauth/token{continued}| python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-  CONSENT_ID=cns_...   # the consent_id once granted: curl -s -H "Authorization: Bearer $TOKEN" {consent_url.replace("/consent/", "/v1/consent-requests/")}
-  DIGEST=$(sha256sum {photo} | cut -c1-64)
-  curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'{continued}-d "{decision_arg}"{continued}{gateway_url}/v1/decisions
-  curl -s -H "Authorization: Bearer $TOKEN" -o edited.png{continued}-F "request={edit_arg};type=application/json"{continued}-F target=@{photo} {gateway_url}/v1/edits
+  CONSENT_ID=cns_...   # the consent_id once granted (with face_attribute_edit ticked): curl -s {bearer} {consent_url.replace("/consent/", "/v1/consent-requests/")}
+{edits}
 
 A client of your own:
   .venv/bin/consent-gateway clients create --name "My App" --scope "consent:read consent:write edit:face"
@@ -140,8 +168,8 @@ def main(argv: list[str]) -> int:
     gateway_url = f"http://{host}:{port}"
     app_url = f"http://{host}:{app_port}"
     credentials = _prepare(host, upstream_port, app_port)
-    photo = Path(create_app().instance_path) / "demo-face.png"
-    photo.write_bytes(sample_face((214, 170, 140), "you"))
+    # What the welcome tells the newcomer to do depends on it (the tests run the demo both ways).
+    face_binding = "face" in create_app().config["BINDING_MODALITIES"]
     # A SIGTERM (not only Ctrl-C) must also stop the three children, through the finally below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Through the console-script entry point: command groups register themselves on gateway.cli.main.
@@ -165,7 +193,7 @@ def main(argv: list[str]) -> int:
         _wait_ready(f"{gateway_url}/readyz")
         consent_url = _first_request(gateway_url, credentials, app_url)
         print(_welcome(gateway_url=gateway_url, app_url=app_url, upstream_port=upstream_port,
-                       consent_url=consent_url, credentials=credentials, photo=photo), flush=True)
+                       consent_url=consent_url, credentials=credentials, face_binding=face_binding), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
     except KeyboardInterrupt:
