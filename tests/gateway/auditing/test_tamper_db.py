@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from freezegun import freeze_time
 from flask import Flask
+from freezegun import freeze_time
 from sqlalchemy import Connection, text
 
 from audit import queries
