@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -189,10 +190,12 @@ def encode(host: str, request: Request) -> bytes:
 class _Connection:
     """One keep-alive connection; a blocking socket and a small read buffer (the GIL is released in recv)."""
 
-    def __init__(self, address: tuple[str, int]) -> None:
+    def __init__(self, address: tuple[str, int], *, keep_body: bool = False) -> None:
         self.address = address
         self.sock: socket.socket | None = None
         self.buffer = b""
+        self.keep_body = keep_body  # keep the last answer's body in ``body`` (for a follow-up request)
+        self.body = b""
 
     def _connect(self) -> socket.socket:
         sock = socket.create_connection(self.address, timeout=60)
@@ -232,6 +235,8 @@ class _Connection:
         total = end + 4 + length
         while len(self.buffer) < total:
             self._fill()
+        if self.keep_body:
+            self.body = self.buffer[end + 4:total]
         self.buffer = self.buffer[total:]
         if not keep:
             self.close()
@@ -254,9 +259,18 @@ class _Closed(Exception):
     pass
 
 
-def _drive(base_url: str, requests: list[Request], threads: int, seconds: float, expect: int) -> tuple[
-        list[float], int, float]:
-    """One load process: ``threads`` closed-loop clients; returns latencies, errors and its own CPU seconds."""
+# Makes a second request from the first one's answer body (e.g. an id it created); it must be a module-level
+# function, since it is sent to the load processes.
+FollowUp = Callable[[bytes], Request]
+
+
+def _drive(base_url: str, requests: list[Request], threads: int, seconds: float, expect: int, *,
+           follow: FollowUp | None = None) -> tuple[list[float], int, float]:
+    """One load process: ``threads`` closed-loop clients; returns latencies, errors and its own CPU seconds.
+
+    With ``follow``, each operation is two requests on the same connection, the second made from the
+    first's answer; both must answer ``expect`` and the latency is that of the pair.
+    """
     parts = urlsplit(base_url)
     address = (parts.hostname or "127.0.0.1", parts.port or 80)
     encoded = [encode(parts.netloc, r) for r in requests]
@@ -270,7 +284,7 @@ def _drive(base_url: str, requests: list[Request], threads: int, seconds: float,
         nonlocal errors
         mine: list[float] = []
         failed = 0
-        connection = _Connection(address)
+        connection = _Connection(address, keep_body=follow is not None)
         clock = time.perf_counter
         i = index
         try:
@@ -280,6 +294,8 @@ def _drive(base_url: str, requests: list[Request], threads: int, seconds: float,
                 started = clock()
                 try:
                     status = connection.exchange(data)
+                    if follow is not None and status == expect:
+                        status = connection.exchange(encode(parts.netloc, follow(connection.body)))
                 except OSError:
                     status = 0
                 elapsed = (clock() - started) * 1000
@@ -303,25 +319,27 @@ def _drive(base_url: str, requests: list[Request], threads: int, seconds: float,
 
 def load(base_url: str, requests: list[Request], *, processes: int, threads: int, seconds: float,
          expect: int = 200, warmup: float = 2.0, watch: dict[str, Callable[[], list[int]]] | None = None,
-         measuring: Callable[[float], Any] | None = None) -> Load:
+         measuring: Callable[[float], Any] | None = None, follow: FollowUp | None = None) -> Load:
     """Closed-loop load: ``processes`` x ``threads`` clients, each sending its next request on an answer.
 
     The clients are raw keep-alive sockets sending pre-encoded bytes (no HTTP library per request), so the
     load generator costs a few tens of microseconds a request and does not set the ceiling. ``watch``
     maps a role to a function listing its pids (read after the warm-up); their CPU is reported per role.
-    ``measuring(seconds)`` is called as the measured phase starts (e.g. to start a profiler).
+    ``measuring(seconds)`` is called as the measured phase starts (e.g. to start a profiler). ``follow``
+    makes each operation two requests (see ``_drive``).
     """
+    drive = functools.partial(_drive, follow=follow)
     with ProcessPoolExecutor(processes) as pool:
         if warmup:
-            list(pool.map(_drive, *zip(*[(base_url, requests, threads, warmup, expect)] * processes,
-                                       strict=True)))
+            list(pool.map(drive, *zip(*[(base_url, requests, threads, warmup, expect)] * processes,
+                                      strict=True)))
         pids = {role: pids_of() for role, pids_of in (watch or {}).items()}
         before = {role: sum(cpu_seconds(p) for p in group) for role, group in pids.items()}
         if measuring is not None:
             measuring(seconds)
         started = time.monotonic()
-        results = list(pool.map(_drive, *zip(*[(base_url, requests, threads, seconds, expect)] * processes,
-                                             strict=True)))
+        results = list(pool.map(drive, *zip(*[(base_url, requests, threads, seconds, expect)] * processes,
+                                            strict=True)))
         elapsed = time.monotonic() - started
         used = {role: sum(cpu_seconds(p) for p in group) - before[role] for role, group in pids.items()}
     latencies = [x for lat, _, _ in results for x in lat]
