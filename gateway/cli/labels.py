@@ -1,4 +1,5 @@
 """``consent-gateway labels verify FILE``: is this file's AIGC label ours, and where does the file come from?
+``consent-gateway labels ca create --out DIR``: the private CA whose certificate signs C2PA manifests.
 
 Added to the root group by ``gateway.cli``. Reads the keys and records of this gateway's database; to
 verify without one, use the vendorable ``python -m gateway.labels.verifier FILE --jwks … --issuer …``.
@@ -7,6 +8,7 @@ verify without one, use the vendorable ``python -m gateway.labels.verifier FILE 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -15,6 +17,7 @@ from flask.cli import AppGroup
 from gateway.cli.output import emit, json_option
 from gateway.core.clock import utcnow
 from gateway.core.db import db
+from gateway.labels.c2pa_credentials import create_ca
 from gateway.labels.service import verify_file
 
 
@@ -61,3 +64,32 @@ def _human(file: str, report: dict[str, object]) -> str:
     lines += [f"  consent    {c['id']} {c['status'] or 'unknown'}" for c in consents if isinstance(c, dict)]
     lines.append("  all consents still active" if report["consents_active"] else "  NOT all consents are still active")
     return "\n".join(lines)
+
+
+@labels_group.group("ca", cls=AppGroup)
+def ca_group() -> None:
+    """The certificate authority of C2PA content credentials (docs/LABELS.md)."""
+
+
+@ca_group.command("create")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for root.pem, c2pa-chain.pem and c2pa-key.pem (not overwritten).")
+@click.option("--name", default=None,
+              help="Organisation in the certificates' names (default: LABEL_PRODUCER, else ISSUER).")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3650),
+              help="Validity of the signing certificate.")
+def ca_create_command(out: Path, name: str | None, days: int) -> None:
+    """Create a private root CA and the Ed25519 certificate that signs C2PA manifests.
+
+    Set CONSENT_GATEWAY_LABEL_C2PA_CERT_CHAIN to DIR/c2pa-chain.pem and CONSENT_GATEWAY_LABEL_C2PA_KEY to
+    DIR/c2pa-key.pem; give root.pem to whoever verifies the manifests (their trust anchor).
+    """
+    config = current_app.config
+    organisation = name or str(config["LABEL_PRODUCER"] or config["ISSUER"])
+    try:
+        paths = create_ca(out, organisation, now=utcnow(), leaf_days=days)
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"trust anchor      {paths.root}\n"
+               f"certificate chain {paths.cert_chain}  (LABEL_C2PA_CERT_CHAIN)\n"
+               f"private key       {paths.key}  (LABEL_C2PA_KEY, mode 0600)")

@@ -70,6 +70,11 @@ class Defaults:
     LABEL_MAX_IMAGE_PIXELS = 50_000_000
     # Outputs are spooled (under UPLOAD_DIR) to be labelled; larger ones are refused (label_failed).
     LABEL_MAX_OUTPUT_MB = 1024
+    # C2PA content credentials beside the AIGC label (the [c2pa] extra; docs/LABELS.md): PEM files of the
+    # signing certificate chain (end-entity first) and its Ed25519 key, made by `consent-gateway labels ca
+    # create`. Empty: no C2PA manifest. Set without the extra: logged, outputs carry the AIGC label only.
+    LABEL_C2PA_CERT_CHAIN = ""
+    LABEL_C2PA_KEY = ""
     # Biometric binding (docs/BINDING.md). Modalities whose consents are granted only with the subject's
     # template, and whose media are then checked at every edit: "face" (the [face] extra); "voice" has no
     # model yet, so listing it refuses voice consents' binding with 503 binding_unavailable. [] turns

@@ -11,8 +11,10 @@ For each answer of an upstream:
 3. the explicit mark is drawn (images) or played (WAV) unless the app is one of ``LABEL_UNMARKED_CLIENTS``;
    an output without one gets an ``output.unmarked`` audit entry saying why;
 4. the label is written with a placeholder signature of the final length, the content digest is taken
-   on the settled file, the label is signed and written again, and the result is verified as any
-   verifier would (a label that would not verify is never sent);
+   on the settled file, the label is signed and written again, and the result is verified (a label that
+   would not verify is never sent). Where the gateway produced the bytes, the digest is taken while
+   they are written (PNG, JPEG) or spooled (MP4) and the signature is checked against it, instead of
+   reading the whole file twice more (docs/LABELS.md, "How the gateway writes it");
 5. the labelled file streams to the app; the proxy hashes what leaves for the outcome's ``output_sha256``.
 """
 
@@ -36,10 +38,10 @@ from gateway.core.config import ConfigError
 from gateway.core.db import db
 from gateway.keys import keyring
 from gateway.keys.store import KeyStoreError, Signer
-from gateway.labels import aigc, containers, marks
+from gateway.labels import aigc, containers, isobmff, marks
 from gateway.labels._optional import available, import_optional
 from gateway.labels.errors import LabelRefused, LabelUnavailable, LabelUnsupported
-from gateway.labels.verifier import LabelError, read_label, sniff, verify_label
+from gateway.labels.verifier import FoundLabel, LabelError, parse_label, read_label, sniff, verify_found, verify_label
 from gateway.proxy import upstream
 
 log = logging.getLogger(__name__)
@@ -130,9 +132,11 @@ def label_output(context: upstream.EditContext, output: upstream.Output) -> upst
                                    "WAV, MP3 or MP4/M4A file, the formats the gateway can label")
         # Passed through as the proxy always did: nothing is spooled for an output that is not labelled.
         return _unlabelled(context, output, _Chained(head, chunks), policy, refusal)
-    spool = _spool(head, chunks, policy)
+    # An MP4's content digest (its samples) is taken while it is spooled: labelling leaves them as they are.
+    samples = isobmff.SampleDigest() if container == "mp4" else None
+    spool = _spool(head, chunks, policy, samples)
     try:
-        labelled, unmarked = _label(context, container, spool, policy)
+        labelled, unmarked = _label(context, container, spool, policy, samples)
     except LabelUnavailable as refusal:
         spool.seek(0)
         return _unlabelled(context, output, _SpoolStream(spool), policy, refusal)
@@ -149,8 +153,8 @@ def label_output(context: upstream.EditContext, output: upstream.Output) -> upst
     return upstream.Output(content_type=output.content_type, chunks=_SpoolStream(labelled), headers=output.headers)
 
 
-def _label(context: upstream.EditContext, container: str, spool: IO[bytes],
-           policy: LabelPolicy) -> tuple[IO[bytes], str | None]:
+def _label(context: upstream.EditContext, container: str, spool: IO[bytes], policy: LabelPolicy,
+           samples: isobmff.SampleDigest | None = None) -> tuple[IO[bytes], str | None]:
     """Mark (unless waived), label and sign; the labelled file and why it has no explicit mark (or None)."""
     waived = context.client_id in policy.unmarked_clients
     # Checked before the spool is touched, so a missing extra can still let the output pass (if allowed).
@@ -159,35 +163,41 @@ def _label(context: upstream.EditContext, container: str, spool: IO[bytes],
     elif not waived:
         import_optional("PIL")
     signer = _signer()
-    current, unmarked = spool, None
-    if waived:
-        unmarked = "mark_waived"
-    elif container in ("png", "jpeg"):
-        current = _rewrite(current, policy, lambda source, out: marks.mark_image(
-            source, container, out, mark=policy.mark, max_pixels=policy.max_image_pixels))
-    elif container == "wav" and marks.is_pcm_wav(current):
-        current = _rewrite(current, policy,
-                           lambda source, out: marks.cue_wav(source, out, seconds=policy.audio_cue_seconds))
-    else:
-        unmarked = "mark_unsupported"  # MP3, MP4 and non-PCM WAV: the implicit label only (docs/LABELS.md)
+    current, unmarked = _mark(container, spool, policy, waived=waived)
     provenance = aigc.Provenance(decision_id=context.decision_id, client_id=context.client_id,
                                  operation=context.operation, algorithm=context.algorithm,
                                  consents=tuple(context.consents), reference=context.reference)
     fields = aigc.label_fields(policy.producer or signer.issuer, provenance)
-    now = utcnow()
     header = aigc.signature_header(signer, provenance, container=container, content_sha256=_UNKNOWN_DIGEST,
-                                   now=now)
+                                   now=utcnow())
+    spooled = samples.result() if samples is not None else None
     try:
+        if spooled is not None:
+            return _label_mp4(current, header, fields, signer, spooled=spooled, policy=policy), unmarked
         # The placeholder has the signature's final length, so the container settles its layout now
         # (tag sizes, padding, an MP3's ID3v1) and the digest taken next is the one the label keeps.
-        current = _write(container, current, aigc.label_value(aigc.with_signature(fields, aigc.placeholder(header))),
-                         policy)
-        found = read_label(current)
-        header = {**header, "content": {"container": container, "sha256": found.content_sha256}}
-        signature = aigc.sign(fields, header, signer)
-        current = _write(container, current, aigc.label_value(aigc.with_signature(fields, signature)), policy)
-        # What any verifier will check, checked before the app gets a byte.
-        verify_label(current, {"keys": [_jwk(signer)]}, issuer=signer.issuer)
+        carrier = containers.write_carrier(
+            container, current, aigc.label_value(aigc.with_signature(fields, aigc.placeholder(header))),
+            lambda: _new_file(policy))
+        if carrier.media is not current:
+            current.close()
+            current = carrier.media
+        # C2PA (optional) goes in now: after the label's carrier is settled, before the label's digest, which
+        # must cover the manifest; the manifest's own hash leaves the carrier out (c2pa_credentials explains).
+        from gateway.labels.c2pa_credentials import add_content_credentials  # here: one edit in a shared file
+
+        carrier = add_content_credentials(current_app, carrier, provenance)
+        # PNG and JPEG: hashed while written, by the writer that produced these very bytes; the others
+        # are hashed here, the way the verifier hashes them.
+        digest = carrier.content_sha256 or read_label(current).content_sha256
+        header = {**header, "content": {"container": container, "sha256": digest}}
+        value = aigc.label_value(aigc.with_signature(fields, aigc.sign(fields, header, signer)))
+        containers.rewrite_carrier(carrier, value)
+        if carrier.content_sha256 is None:
+            # What any verifier will check, checked before the app gets a byte.
+            verify_label(current, _jwks(signer), issuer=signer.issuer)
+        else:
+            _check(container, digest, value, signer)
     except LabelError as exc:
         current.close()
         raise LabelRefused(f"the labelled {container} output does not verify ({exc.code}: {exc})") from exc
@@ -195,6 +205,40 @@ def _label(context: upstream.EditContext, container: str, spool: IO[bytes],
         current.close()
         raise
     return current, unmarked
+
+
+def _mark(container: str, media: IO[bytes], policy: LabelPolicy, *, waived: bool) -> tuple[IO[bytes], str | None]:
+    """The media with the explicit mark, or as they are and why they have none."""
+    if waived:
+        return media, "mark_waived"
+    if container in ("png", "jpeg"):
+        return _rewrite(media, policy, lambda source, out: marks.mark_image(
+            source, container, out, mark=policy.mark, max_pixels=policy.max_image_pixels)), None
+    if container == "wav" and marks.is_pcm_wav(media):
+        return _rewrite(media, policy,
+                        lambda source, out: marks.cue_wav(source, out, seconds=policy.audio_cue_seconds)), None
+    return media, "mark_unsupported"  # MP3, MP4 and non-PCM WAV: the implicit label only (docs/LABELS.md)
+
+
+def _label_mp4(media: IO[bytes], header: dict[str, Any], fields: dict[str, str], signer: Signer, *,
+               spooled: tuple[str, list[int]], policy: LabelPolicy) -> IO[bytes]:
+    """An MP4 whose samples were hashed while spooled: signed first, then written once (in place)."""
+    digest, sizes = spooled
+    header = {**header, "content": {"container": "mp4", "sha256": digest}}
+    value = aigc.label_value(aigc.with_signature(fields, aigc.sign(fields, header, signer)))
+    labelled = _write("mp4", media, value, policy)
+    # The tag writer rewrites moov and may move mdat boxes, never their payloads: the same boxes of the
+    # same sizes mean the same samples, without hashing 50 MB again.
+    if containers.mp4_sample_sizes(labelled) != sizes:
+        raise LabelRefused("writing the MP4 label changed the media boxes")
+    _check("mp4", digest, value, signer)
+    return labelled
+
+
+def _check(container: str, digest: str, value: str, signer: Signer) -> None:
+    """Verify the label as written against the content digest taken while the content was written."""
+    found = FoundLabel(container=container, content_sha256=digest, fields=parse_label(value))
+    verify_found(found, _jwks(signer), issuer=signer.issuer)
 
 
 def _write(container: str, media: IO[bytes], value: str, policy: LabelPolicy) -> IO[bytes]:
@@ -240,7 +284,8 @@ def _head(chunks: Iterator[bytes]) -> list[bytes]:
     return head or [b""]
 
 
-def _spool(head: list[bytes], chunks: Iterator[bytes], policy: LabelPolicy) -> IO[bytes]:
+def _spool(head: list[bytes], chunks: Iterator[bytes], policy: LabelPolicy,
+           samples: isobmff.SampleDigest | None = None) -> IO[bytes]:
     spool = _new_file(policy)
     size = 0
     try:
@@ -250,6 +295,8 @@ def _spool(head: list[bytes], chunks: Iterator[bytes], policy: LabelPolicy) -> I
                 raise LabelRefused(f"outputs of at most {policy.max_output_bytes // (1024 * 1024)} MiB are labelled "
                                    "(CONSENT_GATEWAY_LABEL_MAX_OUTPUT_MB)")
             spool.write(chunk)
+            if samples is not None:
+                samples.update(chunk)
     except httpx.HTTPError as exc:
         spool.close()
         raise _broken(exc) from exc
@@ -305,9 +352,9 @@ def _signer() -> Signer:
         raise LabelRefused("the signing key is unavailable, so the output cannot be labelled") from exc
 
 
-def _jwk(signer: Signer) -> dict[str, str]:
+def _jwks(signer: Signer) -> dict[str, list[dict[str, str]]]:
     x = base64.urlsafe_b64encode(signer.public_key_bytes).decode("ascii").rstrip("=")
-    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": signer.kid, "use": "sig", "alg": "EdDSA"}
+    return {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": signer.kid, "use": "sig", "alg": "EdDSA"}]}
 
 
 def _close(chunks: Iterable[bytes]) -> None:

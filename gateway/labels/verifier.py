@@ -75,9 +75,11 @@ __all__ = [
     "VerifiedLabel",
     "WrongIssuer",
     "WrongType",
+    "parse_label",
     "read_label",
     "signing_payload",
     "sniff",
+    "verify_found",
     "verify_label",
 ]
 
@@ -243,7 +245,11 @@ def parse_label(raw: str) -> dict[str, str]:
 
 def verify_label(media: IO[bytes], jwks: Mapping[str, Any], *, issuer: str) -> VerifiedLabel:
     """Return the verified label, or raise a :class:`LabelError` saying what is wrong."""
-    found = read_label(media)
+    return verify_found(read_label(media), jwks, issuer=issuer)
+
+
+def verify_found(found: FoundLabel, jwks: Mapping[str, Any], *, issuer: str) -> VerifiedLabel:
+    """:func:`verify_label` on what :func:`read_label` (or a writer that hashed as it wrote) found."""
     if found.fields is None:
         raise LabelNotFound(f"this {found.container} file has no AIGC label")
     header_segment, signature_segment = _split(found.fields[SIGNATURE_FIELD])
