@@ -167,6 +167,7 @@ def consent_json(row: Consent) -> dict[str, Any]:
         "created_at": format_optional(row.created_at),
         "ended_at": format_optional(row.ended_at),
         "supersedes": row.supersedes,
+        "binding": sorted(row.bindings or {}),
         "record": row.record,
         "revocation": row.revocation,
     }
@@ -321,6 +322,9 @@ class ConsentView(View):
     created_at: datetime
     ended_at: datetime | None = Field(description="when it was withdrawn, revoked, or found expired or used up")
     supersedes: str | None
+    binding: list[Literal["face", "voice"]] = Field(
+        description="modalities granted with the person's template: every edit's media are checked against it, "
+                    "so the consent is usable only through POST /v1/edits (decision mode: binding_requires_media)")
     record: str = Field(description="compact JWS, typ consent+jwt")
     revocation: str | None = Field(description="compact JWS, typ consent-revocation+jwt")
 
@@ -392,7 +396,7 @@ _ACTIVE = {
     "operations": ["face_swap"], "modalities": ["face"], "algorithms": [EXAMPLE_FILING_NUMBER],
     "purpose": EXAMPLE_PURPOSE, "max_uses": 10, "uses": 0, "not_before": "2026-11-30T21:02:13.166618Z",
     "expires_at": "2026-12-30T21:02:13Z", "created_at": "2026-11-30T21:02:13.166618Z", "ended_at": None,
-    "supersedes": None, "record": _RECORD, "revocation": None,
+    "supersedes": None, "binding": ["face"], "record": _RECORD, "revocation": None,
 }
 _WITHDRAWN = {**_ACTIVE, "status": "withdrawn", "uses": 1, "ended_at": "2026-11-30T21:02:13.452209Z",
               "revocation": _REVOCATION}

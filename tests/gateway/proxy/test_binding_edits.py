@@ -138,6 +138,9 @@ def test_the_record_names_the_template_it_was_granted_with(stack: Stack) -> None
     assert len(template.sealed) < 2048
     [enrolled] = audit_entries(stack.gateway.app, "biometric.enrolled")
     assert enrolled["detail"]["template_sha256"] == template.sha256
+    # The app sees that the consent is bound, so it knows to send the media through POST /v1/edits.
+    shown = httpx.get(f"{stack.gateway.url}/v1/consents/{consent_id}", headers={"Authorization": f"Bearer {stack.token}"})
+    assert shown.json()["binding"] == ["face"]
 
 
 def test_decision_mode_cannot_use_a_bound_consent(stack: Stack, upstream: Capture) -> None:
