@@ -139,7 +139,8 @@ def test_the_record_names_the_template_it_was_granted_with(stack: Stack) -> None
     [enrolled] = audit_entries(stack.gateway.app, "biometric.enrolled")
     assert enrolled["detail"]["template_sha256"] == template.sha256
     # The app sees that the consent is bound, so it knows to send the media through POST /v1/edits.
-    shown = httpx.get(f"{stack.gateway.url}/v1/consents/{consent_id}", headers={"Authorization": f"Bearer {stack.token}"})
+    shown = httpx.get(f"{stack.gateway.url}/v1/consents/{consent_id}",
+                      headers={"Authorization": f"Bearer {stack.token}"})
     assert shown.json()["binding"] == ["face"]
 
 
