@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template
 
+from gateway.http import openapi
 from gateway.keys import readiness
 
 bp = Blueprint("home", __name__)
@@ -18,12 +19,16 @@ def home() -> tuple[str, int]:
                            checks=state.checks), 200
 
 
+_HOME = ("<!doctype html>\n<html lang=\"en\">\n<head><title>Consent Gateway</title></head>\n<body>\n<h1>Consent "
+         "Gateway</h1>\n<p>Ready: database, signing key.</p>\n<ul><li><a href=\"/docs\">API reference</a></li> "
+         "<li><a href=\"/me\">My consents</a></li> …</ul>\n</body>\n</html>")
+
 PATHS: dict[str, Any] = {
     "/": {"get": {
         "summary": "The service's home page: what it is, links to the API reference, the portal, the keys "
                    "and the algorithm white list, and whether it is ready",
         "tags": ["ops"],
-        "responses": {"200": {"description": "an HTML page",
-                              "content": {"text/html": {"schema": {"type": "string"}}}}},
+        "responses": {"200": {"description": "an HTML page", "content": {"text/html": openapi.media(
+            {"type": "string"}, {"ready": openapi.example("a ready service", _HOME)})}}},
     }},
 }

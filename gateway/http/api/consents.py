@@ -358,7 +358,7 @@ class RecordVerification(View):
     error: VerificationError | SkipJsonSchema[None] = absent("invalid records only")
 
 
-_RECORD = (
+EXAMPLE_RECORD = (
     "eyJhbGciOiJFZERTQSIsImtpZCI6ImtUQjNrUDZ2c1Y3U20iLCJ0eXAiOiJjb25zZW50K2p3dCJ9.eyJhdWQiOiJjbGlfSDVGVHhyMTN"
     "pMmZDQmJMVTg5eXdaQSIsImNvbnNlbnQiOnsiYWxnb3JpdGhtcyI6WyJCSi0yMDI0LTAwNDIiXSwiY29sbGVjdGlvbiI6eyJhdCI6MTc"
     "5NjA3MjUzMywiYXV0aG4iOiJlbWFpbF9vdHAiLCJtZXRob2QiOiJob3N0ZWRfY29uc2VudF9zY3JlZW4ifSwiZXZpZGVuY2UiOnsiYXV"
@@ -372,7 +372,7 @@ _RECORD = (
     "4eV82RTdVSXMiLCJzdWIiOiJzdWJfSGlLaTgtZEt6ZFpiUjVRZmRuVXRtdmpFIn0.4ezKo1GYB7iXx8xNSi2Vanyi4GWK2l7WIMCkb_J"
     "NrgQDKu_vQNkflL2Xy0kYbdPLfJaq3rVfe7wdrq4x79_7DA"
 )
-_REVOCATION = (
+EXAMPLE_REVOCATION = (
     "eyJhbGciOiJFZERTQSIsImtpZCI6ImtUQjNrUDZ2c1Y3U20iLCJ0eXAiOiJjb25zZW50LXJldm9jYXRpb24rand0In0.eyJhdWQiOiJj"
     "bGlfSDVGVHhyMTNpMmZDQmJMVTg5eXdaQSIsImJ5Ijoic3ViamVjdCIsImNvbnNlbnQiOiJjbnNfMkNGdVlQZDA4YXQxUWtiN1REcGFD"
     "MjU0IiwiaWF0IjoxNzk2MDcyNTMzLCJpc3MiOiJodHRwczovL2NvbnNlbnQuZXhhbXBsZS5jb20iLCJqdGkiOiJyZXZfakdVdmNFcTJa"
@@ -396,11 +396,11 @@ _ACTIVE = {
     "operations": ["face_swap"], "modalities": ["face"], "algorithms": [EXAMPLE_FILING_NUMBER],
     "purpose": EXAMPLE_PURPOSE, "max_uses": 10, "uses": 0, "not_before": "2026-11-30T21:02:13.166618Z",
     "expires_at": "2026-12-30T21:02:13Z", "created_at": "2026-11-30T21:02:13.166618Z", "ended_at": None,
-    "supersedes": None, "binding": ["face"], "record": _RECORD, "revocation": None,
+    "supersedes": None, "binding": [], "record": EXAMPLE_RECORD, "revocation": None,
 }
 _WITHDRAWN = {**_ACTIVE, "status": "withdrawn", "uses": 1, "ended_at": "2026-11-30T21:02:13.452209Z",
-              "revocation": _REVOCATION}
-_RECORD_CLAIMS = {
+              "revocation": EXAMPLE_REVOCATION}
+EXAMPLE_RECORD_CLAIMS = {
     "iss": EXAMPLE_ISSUER, "jti": EXAMPLE_CONSENT_ID, "sub": EXAMPLE_SUBJECT_ID, "aud": EXAMPLE_CLIENT_ID,
     "iat": 1796072533, "nbf": 1796072533, "exp": 1798664533, "request": EXAMPLE_REQUEST_ID,
     "consent": {
@@ -413,7 +413,7 @@ _RECORD_CLAIMS = {
         "evidence": {"authenticated_at": 1796072533},
     },
 }
-_REVOCATION_CLAIMS = {
+EXAMPLE_REVOCATION_CLAIMS = {
     "iss": EXAMPLE_ISSUER, "jti": "rev_jGUvcEq2Z8nzjt4OSJSxlfpb", "consent": EXAMPLE_CONSENT_ID,
     "sub": EXAMPLE_SUBJECT_ID, "aud": EXAMPLE_CLIENT_ID, "iat": 1796072533, "by": "subject",
     "reason": "the person asked us by email to stop",
@@ -544,17 +544,17 @@ PATHS: dict[str, Any] = {
                            "is a 4xx problem.",
             "tags": ["consent"],
             "requestBody": openapi.json_body(VerifyBody, {
-                "record": openapi.example("A consent record, as the app stored it", {"record": _RECORD}),
-                "revocation": openapi.example("A revocation record", {"record": _REVOCATION}),
+                "record": openapi.example("A consent record, as the app stored it", {"record": EXAMPLE_RECORD}),
+                "revocation": openapi.example("A revocation record", {"record": EXAMPLE_REVOCATION}),
             }),
             "responses": {"200": openapi.json_response("verification report", RecordVerification, {
                               "valid_consent": openapi.example("A valid consent record, still active", {
-                                  "valid": True, "type": "consent", "kid": EXAMPLE_KID, "claims": _RECORD_CLAIMS,
+                                  "valid": True, "type": "consent", "kid": EXAMPLE_KID, "claims": EXAMPLE_RECORD_CLAIMS,
                                   "consent_id": EXAMPLE_CONSENT_ID, "status": "active",
                                   "matches_stored_record": True}),
                               "valid_revocation": openapi.example("A valid revocation record", {
                                   "valid": True, "type": "revocation", "kid": EXAMPLE_KID,
-                                  "claims": _REVOCATION_CLAIMS, "consent_id": EXAMPLE_CONSENT_ID,
+                                  "claims": EXAMPLE_REVOCATION_CLAIMS, "consent_id": EXAMPLE_CONSENT_ID,
                                   "status": "withdrawn"}),
                               "altered": openapi.example("An altered record", {
                                   "valid": False, "error": {"code": "bad_signature", "detail": "the signature "

@@ -9,10 +9,11 @@ Receipts come two ways: the signed JSON to download and a page to read and print
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from flask import Response, current_app, redirect, request, url_for
 from markupsafe import Markup
+from pydantic import Field
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from consent import errors
@@ -22,6 +23,8 @@ from gateway.consents import portal
 from gateway.consents.services import RateLimited, send_portal_code, verify_code
 from gateway.core.clock import utcnow
 from gateway.core.db import db
+from gateway.http import openapi
+from gateway.http.api.consents import EXAMPLE_RECORD, EXAMPLE_RECORD_CLAIMS
 from gateway.http.context import request_journal
 from gateway.http.openapi import json_response
 from gateway.http.portal import session
@@ -37,6 +40,7 @@ from gateway.http.portal.pages import (
     shown_epoch,
     shown_log_time,
 )
+from gateway.http.schemas import EXAMPLE_CONSENT_ID, EXAMPLE_ISSUER, View
 from gateway.i18n import translate
 
 
@@ -261,6 +265,27 @@ def _history_lines(locale: str, entries: list[dict[str, Any]],
     return lines
 
 
+class ReceiptView(View):
+    """A consent receipt: the signed records, and their claims decoded for people (the JWS is the proof)."""
+
+    type: Literal["consent-receipt"]
+    issuer: str
+    jwks_uri: str = Field(description="where the keys that verify record and revocation are published")
+    consent_id: str = Field(pattern="^cns_")
+    status: str
+    record: str = Field(description="compact JWS, typ consent+jwt")
+    revocation: str | None = Field(description="compact JWS, typ consent-revocation+jwt, once ended early")
+    record_claims: dict[str, Any]
+    revocation_claims: dict[str, Any] | None
+
+
+_RECEIPT = {
+    "type": "consent-receipt", "issuer": EXAMPLE_ISSUER, "jwks_uri": f"{EXAMPLE_ISSUER}/.well-known/jwks.json",
+    "consent_id": EXAMPLE_CONSENT_ID, "status": "active", "record": EXAMPLE_RECORD, "revocation": None,
+    "record_claims": EXAMPLE_RECORD_CLAIMS, "revocation_claims": None,
+}
+
+
 PATHS: dict[str, Any] = {
     "/me": html_page("My consents (sign in with a one-time code)"),
     "/me/code": html_page("Send a sign-in code", method="post", form=ContactForm),
@@ -270,9 +295,10 @@ PATHS: dict[str, Any] = {
                                            path_param="consent_id"),
     "/me/consents/{consent_id}/receipt": {"get": {
         "summary": "Download the signed record and revocation (JSON receipt)", "tags": ["portal"],
-        "parameters": [{"name": "consent_id", "in": "path", "required": True,
-                        "schema": {"type": "string", "minLength": 1}}],
-        "responses": {"200": json_response("receipt"), "303": {"description": "sign in first"},
+        "parameters": [openapi.path_parameter("consent_id", EXAMPLE_CONSENT_ID)],
+        "responses": {"200": json_response("receipt", ReceiptView, {"active": openapi.example(
+                          "the receipt of an active consent", _RECEIPT)}),
+                      "303": {"description": "sign in first"},
                       "4XX": {"description": "HTML page explaining what to do",
                               "content": {"text/html": {"schema": {"type": "string"}}}}}}},
     "/me/consents/{consent_id}/receipt.html": html_page("The receipt to read and print (what the signed record "
