@@ -61,8 +61,11 @@ class Defaults:
     LABEL_MARK_CORNER = "bottom-right"
     # A font file with CJK glyphs for "AI生成" (empty: Debian's WenQuanYi Zen Hei or Noto Sans CJK if installed).
     LABEL_MARK_FONT = ""
-    # The audible cue before edited WAV audio, in seconds (0.1 to 5).
+    # The audible cue before edited audio (WAV; MP3 and non-PCM WAV are re-encoded for it), in seconds (0.1 to 5).
     LABEL_AUDIO_CUE_SECONDS = 0.3
+    # The visible mark on the first seconds of edited MP4 video (0: none; else at least 2). Costs a full
+    # re-encode of the video stream (a 10 s 720p clip: ~7 s on two cores), so it is off unless configured.
+    LABEL_VIDEO_MARK_SECONDS = 0.0
     # Client ids whose outputs carry the implicit label without the explicit mark, where the law allows
     # it (the app's user asked for it and the user agreement says so); each output is audited.
     LABEL_UNMARKED_CLIENTS: tuple[str, ...] = ()

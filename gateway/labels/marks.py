@@ -6,7 +6,8 @@
   drawn, in Pillow's own font, and the gateway says so in its log at start.
 * WAV (PCM): a short tone (1 kHz, -12 dBFS, faded in and out) before the first sample.
 
-Both rewrite the media, so they run before the implicit label is written and signed.
+Both rewrite the media, so they run before the implicit label is written and signed. Video frames and
+MP3 (or non-PCM WAV) audio get the same mark and the same tone through FFmpeg (gateway.labels.av_marks).
 """
 
 from __future__ import annotations
@@ -140,6 +141,11 @@ def _layout(width: int, height: int, mark: ImageMark) -> tuple[tuple[int, int, i
     return (max(0, x), max(0, y), min(width, x + box_width), min(height, y + box_height)), size, lines
 
 
+def draw_mark(canvas: Any, mark: ImageMark) -> None:
+    """Draw the mark on the PIL image ``canvas`` (RGB or RGBA), in place: a video frame, say."""
+    _draw(canvas, mark)
+
+
 def _draw(canvas: Any, mark: ImageMark) -> None:
     draw_module: Any = import_optional("PIL.ImageDraw")
     font_module: Any = import_optional("PIL.ImageFont")
@@ -209,6 +215,14 @@ def cue_wav(media: IO[bytes], out: IO[bytes], *, seconds: float) -> None:
                     writer.writeframes(frames)
     except (wave.Error, EOFError) as exc:
         raise LabelRefused(f"the WAV output cannot be read to add the audible mark ({exc})") from exc
+
+
+def cue_samples(rate: int, channels: int, seconds: float) -> bytes:
+    """The cue of :func:`cue_wav` as 16-bit signed samples in native byte order, channels interleaved."""
+    samples = array.array("h", _tone(rate, channels, 2, seconds))
+    if sys.byteorder == "big":  # _tone writes little-endian, as WAV stores it
+        samples.byteswap()
+    return samples.tobytes()
 
 
 def _tone(rate: int, channels: int, width: int, seconds: float) -> bytes:

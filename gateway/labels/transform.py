@@ -8,8 +8,9 @@ For each answer of an upstream:
    is ``pass``: then it streams through unlabelled as before, with an ``output.unlabelled`` audit entry;
 2. the whole answer is spooled to a temporary file (in memory up to 1 MiB, then under ``UPLOAD_DIR``),
    because the signature covers all of it;
-3. the explicit mark is drawn (images) or played (WAV) unless the app is one of ``LABEL_UNMARKED_CLIENTS``;
-   an output without one gets an ``output.unmarked`` audit entry saying why;
+3. the explicit mark is drawn (images; video frames where ``LABEL_VIDEO_MARK_SECONDS`` is set) or played (WAV,
+   MP3) unless the app is one of ``LABEL_UNMARKED_CLIENTS``; an output without one gets an ``output.unmarked``
+   audit entry saying why;
 4. the label is written with a placeholder signature of the final length, the content digest is taken
    on the settled file, the label is signed and written again, and the result is verified (a label that
    would not verify is never sent). Where the gateway produced the bytes, the digest is taken while
@@ -38,7 +39,7 @@ from gateway.core.config import ConfigError
 from gateway.core.db import db
 from gateway.keys import keyring
 from gateway.keys.store import KeyStoreError, Signer
-from gateway.labels import aigc, containers, isobmff, marks
+from gateway.labels import aigc, av_marks, containers, isobmff, marks
 from gateway.labels._optional import available, import_optional
 from gateway.labels.errors import LabelRefused, LabelUnavailable, LabelUnsupported
 from gateway.labels.verifier import FoundLabel, LabelError, parse_label, read_label, sniff, verify_found, verify_label
@@ -54,6 +55,8 @@ _SPOOL_IN_MEMORY = 1024 * 1024
 _STREAM_CHUNK = 256 * 1024
 _SNIFF_BYTES = 16
 _UNKNOWN_DIGEST = "0" * 64
+# A visible mark shorter than this is not worth a full re-encode (the issue's "at least the first 2 seconds").
+_MIN_VIDEO_MARK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class LabelPolicy:
     unsupported: str
     mark: marks.ImageMark
     audio_cue_seconds: float
+    video_mark_seconds: float
     unmarked_clients: frozenset[str]
     max_image_pixels: int
     max_output_bytes: int
@@ -81,6 +85,10 @@ class LabelPolicy:
         if not 0.1 <= cue <= 5:
             raise ConfigError("LABEL_AUDIO_CUE_SECONDS is between 0.1 and 5 (to send audio without the cue, "
                               "name the app in LABEL_UNMARKED_CLIENTS)")
+        video = float(config["LABEL_VIDEO_MARK_SECONDS"] or 0)
+        if video != 0 and not video >= _MIN_VIDEO_MARK_SECONDS:
+            raise ConfigError(f"LABEL_VIDEO_MARK_SECONDS is 0 (no visible mark on video) or at least "
+                              f"{_MIN_VIDEO_MARK_SECONDS:g}, not {video:g}")
         configured_font = str(config["LABEL_MARK_FONT"] or "")
         font = marks.find_cjk_font(configured_font)
         if configured_font and font is None:
@@ -93,6 +101,7 @@ class LabelPolicy:
             unsupported=unsupported,
             mark=marks.ImageMark(corner=corner, font_path=font),
             audio_cue_seconds=cue,
+            video_mark_seconds=video,
             unmarked_clients=frozenset(str(c) for c in clients),
             max_image_pixels=int(config["LABEL_MAX_IMAGE_PIXELS"]),
             max_output_bytes=int(config["LABEL_MAX_OUTPUT_MB"]) * 1024 * 1024,
@@ -111,6 +120,10 @@ def init_app(app: Flask) -> None:
     if missing:
         log.warning("the [labels] extra is not installed (%s missing): edited outputs cannot be labelled and "
                     "are refused (502 label_unavailable)", ", ".join(missing))
+    if not available("av"):
+        log.warning("PyAV (the [labels] extra) is not installed: MP3 and non-PCM WAV outputs get no audible cue%s, "
+                    "only the implicit label and an output.unmarked audit entry",
+                    " and MP4 outputs no visible mark" if policy.video_mark_seconds else "")
     upstream.add_output_transform(app, label_output)
 
 
@@ -145,7 +158,8 @@ def label_output(context: upstream.EditContext, output: upstream.Output) -> upst
         raise
     try:
         if unmarked is not None:
-            _audit("output.unmarked", context, reason=unmarked, container=container)
+            detail = {"detail": unmarked.detail} if unmarked.detail else {}
+            _audit("output.unmarked", context, reason=unmarked.reason, container=container, **detail)
         labelled.seek(0)
     except BaseException:
         labelled.close()
@@ -153,8 +167,16 @@ def label_output(context: upstream.EditContext, output: upstream.Output) -> upst
     return upstream.Output(content_type=output.content_type, chunks=_SpoolStream(labelled), headers=output.headers)
 
 
+@dataclass(frozen=True)
+class Unmarked:
+    """Why an output has no explicit mark: ``reason`` for the audit entry, ``detail`` for a person."""
+
+    reason: str
+    detail: str = ""
+
+
 def _label(context: upstream.EditContext, container: str, spool: IO[bytes], policy: LabelPolicy,
-           samples: isobmff.SampleDigest | None = None) -> tuple[IO[bytes], str | None]:
+           samples: isobmff.SampleDigest | None = None) -> tuple[IO[bytes], Unmarked | None]:
     """Mark (unless waived), label and sign; the labelled file and why it has no explicit mark (or None)."""
     waived = context.client_id in policy.unmarked_clients
     # Checked before the spool is touched, so a missing extra can still let the output pass (if allowed).
@@ -164,6 +186,9 @@ def _label(context: upstream.EditContext, container: str, spool: IO[bytes], poli
         import_optional("PIL")
     signer = _signer()
     current, unmarked = _mark(container, spool, policy, waived=waived)
+    if container == "mp4" and current is not spool:
+        # Marked frames are new samples: the digest taken while spooling is not theirs.
+        samples = _sample_digest(current)
     provenance = aigc.Provenance(decision_id=context.decision_id, client_id=context.client_id,
                                  operation=context.operation, algorithm=context.algorithm,
                                  consents=tuple(context.consents), reference=context.reference)
@@ -207,17 +232,52 @@ def _label(context: upstream.EditContext, container: str, spool: IO[bytes], poli
     return current, unmarked
 
 
-def _mark(container: str, media: IO[bytes], policy: LabelPolicy, *, waived: bool) -> tuple[IO[bytes], str | None]:
+def _mark(container: str, media: IO[bytes], policy: LabelPolicy, *,
+          waived: bool) -> tuple[IO[bytes], Unmarked | None]:
     """The media with the explicit mark, or as they are and why they have none."""
     if waived:
-        return media, "mark_waived"
+        return media, Unmarked("mark_waived")
     if container in ("png", "jpeg"):
         return _rewrite(media, policy, lambda source, out: marks.mark_image(
             source, container, out, mark=policy.mark, max_pixels=policy.max_image_pixels)), None
     if container == "wav" and marks.is_pcm_wav(media):
         return _rewrite(media, policy,
                         lambda source, out: marks.cue_wav(source, out, seconds=policy.audio_cue_seconds)), None
-    return media, "mark_unsupported"  # MP3, MP4 and non-PCM WAV: the implicit label only (docs/LABELS.md)
+    if container in ("wav", "mp3"):
+        return _rewrite_if_possible(media, policy, lambda source, out: av_marks.cue_audio(
+            source, out, container, seconds=policy.audio_cue_seconds))
+    if not policy.video_mark_seconds:
+        # Off by default: marking video frames means encoding the whole video again (docs/LABELS.md).
+        return media, Unmarked("mark_unsupported", "no visible mark on video: LABEL_VIDEO_MARK_SECONDS is 0")
+    return _rewrite_if_possible(media, policy, lambda source, out: av_marks.mark_video(
+        source, out, mark=policy.mark, seconds=policy.video_mark_seconds))
+
+
+def _rewrite_if_possible(media: IO[bytes], policy: LabelPolicy, make: Callable[[IO[bytes], IO[bytes]], None]
+                         ) -> tuple[IO[bytes], Unmarked | None]:
+    """:func:`_rewrite` where FFmpeg may be unable to: then ``media`` as it was, and why (for the audit entry)."""
+    out = _new_file(policy)
+    try:
+        make(media, out)
+    except av_marks.MarkUnsupported as exc:
+        out.close()
+        log.warning("output sent with the implicit label only, without the explicit mark: %s", exc)
+        media.seek(0)
+        return media, Unmarked("mark_unsupported", str(exc))
+    except BaseException:
+        out.close()
+        media.close()
+        raise
+    media.close()
+    return out, None
+
+
+def _sample_digest(media: IO[bytes]) -> isobmff.SampleDigest:
+    samples = isobmff.SampleDigest()
+    media.seek(0)
+    while chunk := media.read(_STREAM_CHUNK):
+        samples.update(chunk)
+    return samples
 
 
 def _label_mp4(media: IO[bytes], header: dict[str, Any], fields: dict[str, str], signer: Signer, *,

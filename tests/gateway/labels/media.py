@@ -98,3 +98,39 @@ def mp4(*, frames: int = 12, size: tuple[int, int] = (160, 128), shade: int = 30
         for packet in stream.encode(None):
             output.mux(packet)
     return buffer.getvalue()
+
+
+def clip(*, seconds: int = 4, size: tuple[int, int] = (320, 240), fps: int = 25, rotation: int = 0,
+         audio: bool = True) -> bytes:
+    """An H.264 video (libx264) with an AAC track, a yellow square moving over blue: what a face edit returns."""
+    av = _av()
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as output:
+        video = output.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = output.add_stream("aac", rate=44100, layout="mono") if audio else None
+        for index in range(seconds * fps):
+            picture = Image.new("RGB", size, (60, 120, 180))
+            left = (index * 7) % size[0]
+            ImageDraw.Draw(picture).rectangle((left, size[1] // 3, left + size[0] // 8, size[1] // 3 + size[0] // 8),
+                                             fill=(240, 200, 40))
+            frame = av.VideoFrame.from_image(picture)
+            frame.pts = index
+            for packet in video.encode(frame):
+                output.mux(packet)
+        for packet in video.encode(None):
+            output.mux(packet)
+        if sound is not None:
+            frame_size = sound.codec_context.frame_size
+            for start in range(0, seconds * 44100, frame_size):
+                frame = av.AudioFrame(format="fltp", layout="mono", samples=frame_size)
+                frame.planes[0].update(struct.pack(f"<{frame_size}f", *(
+                    0.3 * math.sin(2 * math.pi * 440 * (start + i) / 44100) for i in range(frame_size))))
+                frame.sample_rate, frame.pts, frame.time_base = 44100, start, Fraction(1, 44100)
+                for packet in sound.encode(frame):
+                    output.mux(packet)
+            for packet in sound.encode(None):
+                output.mux(packet)
+    return buffer.getvalue()

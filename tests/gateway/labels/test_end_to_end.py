@@ -224,6 +224,35 @@ def test_mp4_output_is_labelled_through_the_proxy(gateway: Gateway, served: Call
     assert completed["output_sha256"] == hashlib.sha256(response.content).hexdigest()
 
 
+def test_mp4_output_gets_the_visible_mark_through_the_proxy_where_configured(
+    gateway_server: Callable[..., LiveServer], served: Callable[[Any], Served], tmp_path: Path  # noqa: F811
+) -> None:
+    upload_dir = tmp_path / "video-uploads"
+    upload_dir.mkdir()
+    gateway = Gateway(gateway_server(UPLOAD_DIR=str(upload_dir), UPSTREAM_TIMEOUT_SECONDS=5,
+                                     LABEL_VIDEO_MARK_SECONDS=2), upload_dir)
+    video = media.clip(seconds=3)
+
+    @Request.application
+    def video_upstream(request: Request) -> Response:
+        request.get_data()
+        return Response(video, content_type="video/mp4")
+
+    register_algorithm(gateway.app, FILING, upstream_url=served(video_upstream).url + "/edit")
+    response, _consent_id = gateway.edit("face_swap", {"source": ("a.png", SOURCE, "image/png")})
+    assert response.status_code == 200, response.text
+    assert verify_label(io.BytesIO(response.content), gateway.jwks(), issuer=gateway.url).container == "mp4"
+    assert audit_entries(gateway.app, "output.unmarked") == []
+    [completed] = audit_entries(gateway.app, "decision.completed")
+    assert completed["output_sha256"] == hashlib.sha256(response.content).hexdigest()
+    av = pytest.importorskip("av")
+    with av.open(io.BytesIO(response.content)) as container:
+        first = next(container.decode(video=0)).to_image().convert("L")
+    corner = first.crop((first.width * 3 // 5, first.height * 4 // 5, first.width, first.height))
+    assert corner.getextrema() == (pytest.approx(0, abs=60), pytest.approx(255, abs=55))  # dark box, white text
+    assert list(upload_dir.iterdir()) == []
+
+
 def test_the_demo_app_shows_the_verification_of_the_image_it_received(
     gateway: Gateway, reference_upstream: str
 ) -> None:

@@ -17,7 +17,7 @@ from gateway.labels.verifier import read_label, verify_label
 from tests.conftest import ISSUER
 from tests.factories import audit_entries
 from tests.gateway.labels import media
-from tests.gateway.labels.conftest import CONTEXT, gateway_jwks, label_with
+from tests.gateway.labels.conftest import CONTEXT, MEDIA, gateway_jwks, label_with
 
 JSON_ANSWER = b'{"received": 123}'
 
@@ -59,26 +59,47 @@ def test_an_app_allowed_unmarked_output_gets_the_label_without_the_mark_and_each
     assert len(audit_entries(app, "output.unmarked")) == 2
 
 
-def test_formats_without_an_explicit_mark_are_labelled_and_audited(app: Flask) -> None:
-    labelled = label_with(app, media.mp3())
-    assert read_label(io.BytesIO(labelled)).fields is not None
+@pytest.mark.parametrize("name", ["m4a", "mp4"])
+def test_formats_without_an_explicit_mark_are_labelled_and_audited(app: Flask, name: str) -> None:
+    maker, container = MEDIA[name]
+    original = maker()
+    labelled = label_with(app, original)
+    assert verify_label(io.BytesIO(labelled), gateway_jwks(app), issuer=ISSUER).container == container
     [entry] = audit_entries(app, "output.unmarked")
     assert entry["reason"] == "mark_unsupported"
-    assert entry["container"] == "mp3"
+    assert entry["container"] == container
+    assert "LABEL_VIDEO_MARK_SECONDS is 0" in entry["detail"]  # video marks are off unless configured
 
 
-def test_a_float_wav_gets_the_label_without_the_cue_and_is_audited(app: Flask) -> None:
+def _float_wav() -> tuple[bytes, bytes]:
     import struct
 
     samples = struct.pack("<800f", *([0.25, -0.25] * 400))
     fmt = struct.pack("<HHIIHH", 3, 1, 8000, 32000, 4, 32)  # WAVE_FORMAT_IEEE_FLOAT, mono, 32-bit
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(samples)) + samples
-    original = b"RIFF" + struct.pack("<I", len(body)) + body
+    return b"RIFF" + struct.pack("<I", len(body)) + body, samples
+
+
+@pytest.mark.parametrize("name", ["mp3", "float-wav", "mp4"])
+def test_without_pyav_audio_and_video_get_the_label_without_the_mark_and_are_audited(
+    configured: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    app = configured(LABEL_VIDEO_MARK_SECONDS=2)
+    original, samples = _float_wav() if name == "float-wav" else (MEDIA[name][0](), b"")
+    real = _optional.importlib.import_module
+
+    def without_av(module: str, *args: Any) -> Any:
+        if module.split(".", maxsplit=1)[0] == "av":
+            raise ImportError("No module named 'av'")
+        return real(module, *args)
+
+    monkeypatch.setattr(_optional.importlib, "import_module", without_av)
     labelled = label_with(app, original)
-    assert verify_label(io.BytesIO(labelled), gateway_jwks(app), issuer=ISSUER).container == "wav"
-    assert samples in labelled  # the samples as they were: no cue in front
+    assert verify_label(io.BytesIO(labelled), gateway_jwks(app), issuer=ISSUER).decision_id == CONTEXT.decision_id
+    assert samples in labelled  # as they were: no cue in front
     [entry] = audit_entries(app, "output.unmarked")
     assert entry["reason"] == "mark_unsupported"
+    assert "av is not installed" in entry["detail"]
 
 
 @pytest.mark.parametrize("missing", ["PIL", "mutagen"])
