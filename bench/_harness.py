@@ -44,6 +44,12 @@ WORKERS = 2
 THREADS = 4  # gateway.core.server.run's default
 
 
+def set_layout(workers: int, threads: int) -> None:
+    """Serve both sides of a comparison as ``workers`` processes x ``threads`` threads (an experiment)."""
+    global WORKERS, THREADS
+    WORKERS, THREADS = workers, threads
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -87,20 +93,24 @@ class Server:
 
 
 @contextlib.contextmanager
-def gateway_server(url: str, port: int, *, workers: int = WORKERS, **config: Any) -> Iterator[Server]:
+def gateway_server(url: str, port: int, *, workers: int | None = None, **config: Any) -> Iterator[Server]:
+    """``consent-gateway serve`` on ``url``; WORKERS x THREADS unless ``workers`` is given (see set_layout)."""
+    workers = workers or WORKERS
     env = {**os.environ, "CONSENT_GATEWAY_DATABASE_URL": url, "CONSENT_GATEWAY_MASTER_KEY": MASTER_KEY,
            "CONSENT_GATEWAY_ISSUER": f"http://127.0.0.1:{port}", "CONSENT_GATEWAY_SECRET_KEY": "bench",
            "CONSENT_GATEWAY_LOG_LEVEL": "WARNING",
            **{f"CONSENT_GATEWAY_{k}": str(v) for k, v in config.items()}}
-    command = [str(BIN / "consent-gateway"), "serve", "--port", str(port), "--workers", str(workers)]
+    command = [str(BIN / "consent-gateway"), "serve", "--port", str(port), "--workers", str(workers),
+               "--threads", str(THREADS)]
     with _process(command, env, port, workers) as server:
         yield server
 
 
 @contextlib.contextmanager
-def wsgi_server(target: str, port: int, *, workers: int = WORKERS, env: dict[str, str] | None = None
+def wsgi_server(target: str, port: int, *, workers: int | None = None, env: dict[str, str] | None = None
                 ) -> Iterator[Server]:
     """Any WSGI app (``module:app``) under gunicorn with the options gateway/core/server.py uses."""
+    workers = workers or WORKERS
     command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                "--worker-class", "gthread", "--threads", str(THREADS), "--timeout", "120",
                "--graceful-timeout", "20", "--keep-alive", "5", "--limit-request-field_size", "8190",

@@ -27,7 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _harness import Run, database, free_port, gateway_app, gateway_server, load_bare, load_gateway, report
+from _harness import (
+    Run,
+    database,
+    free_port,
+    gateway_app,
+    gateway_server,
+    load_bare,
+    load_gateway,
+    report,
+    set_layout,
+)
 
 from tests.factories import make_app_client, make_consent, register_algorithm
 
@@ -68,6 +78,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--layout", default="2x4", metavar="WORKERSxTHREADS",
+                        help="gunicorn processes x threads for the gateway and the bare endpoint alike")
     parser.add_argument("--load-processes", type=int, default=2,
                         help="processes the closed-loop clients are spread over (threads in each)")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
@@ -81,6 +93,8 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL",
                                                            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
+    workers, _, threads = args.layout.partition("x")
+    set_layout(int(workers), int(threads))
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     run = Run(seconds=args.seconds, clients=args.clients, processes=args.load_processes, profile=args.py_spy,
               profile_idle=not args.py_spy_cpu)

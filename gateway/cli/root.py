@@ -78,9 +78,11 @@ def _redacted(url: str) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8000, show_default=True, type=int, help="port to listen on")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
-              help="gunicorn worker processes (each with 4 threads)")
-def serve_command(host: str, port: int, workers: int) -> None:
+              help="gunicorn worker processes")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="request threads in each worker (a connection holds one while its request is read and answered)")
+def serve_command(host: str, port: int, workers: int, threads: int) -> None:
     """Run the production server (gunicorn) on the configured database."""
     from gateway.core.server import run
 
-    run(host=host, port=port, workers=workers)
+    run(host=host, port=port, workers=workers, threads=threads)
