@@ -12,7 +12,10 @@ and its audit entry committed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import httpx
 from _harness import (
     Request,
     Run,
+    Server,
     database,
     free_port,
     gateway_app,
@@ -34,30 +38,47 @@ from tests.factories import make_app_client, make_consent
 CONSENTS = 64
 
 
-def bench_backend(backend: str, pg_url: str, run: Run) -> list[dict[str, Any]]:
-    results = []
+@dataclass(frozen=True)
+class Workload:
+    """A serving gateway with ``count`` active consents of one app, and the requests that read and ask."""
+
+    url: str  # the database's
+    server: Server
+    reads: list[Request]  # GET /v1/consents/{id}, one per consent
+    asks: list[Request]  # POST /v1/consent-requests, one contact each
+
+
+@contextlib.contextmanager
+def consent_workload(backend: str, pg_url: str, count: int) -> Iterator[Workload]:
+    """The gateway of ``bench/consents.py`` and ``bench/fides_compare.py``, on a fresh database."""
     with database(backend, pg_url) as url:
         port = free_port()
         app = gateway_app(url, f"http://127.0.0.1:{port}")
         caller = make_app_client(app, scope="consent:read consent:write", name="Bench App")
-        consents = [make_consent(app, caller.client_id) for _ in range(CONSENTS)]
+        consents = [make_consent(app, caller.client_id) for _ in range(count)]
         with gateway_server(url, port) as server:
             token = httpx.post(f"{server.url}/oauth/token", data={"grant_type": "client_credentials"},
                                auth=(caller.client_id, caller.secret)).json()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
-            reads: list[Request] = [("GET", f"/v1/consents/{c}", headers, None) for c in consents]
-            asks: list[Request] = [("POST", "/v1/consent-requests", headers,
-                                    {"subject": {"contact": f"bench{i}@example.com"}, "operations": ["face_swap"],
-                                     "purpose": "benchmark"}) for i in range(CONSENTS)]
-            measured = [("GET /v1/consents/{id}", reads, 200, "read"),
-                        ("POST /v1/consent-requests", asks, 201, "ask")]
-            gateway = {endpoint: load_gateway(server, url, backend, requests, run, expect=expect, name=name)
-                       for endpoint, requests, expect, name in measured}
-        for endpoint, requests, expect, _ in measured:
-            bare = load_bare(requests, run, expect=expect)
-            results.append({"backend": backend, "endpoint": endpoint, "gateway": gateway[endpoint].summary(),
-                            "bare_flask": bare.summary(),
-                            "ratio": round(gateway[endpoint].throughput / bare.throughput, 3)})
+            yield Workload(url, server, [("GET", f"/v1/consents/{c}", headers, None) for c in consents],
+                           [("POST", "/v1/consent-requests", headers,
+                             {"subject": {"contact": f"bench{i}@example.com"}, "operations": ["face_swap"],
+                              "purpose": "benchmark"}) for i in range(count)])
+
+
+def bench_backend(backend: str, pg_url: str, run: Run) -> list[dict[str, Any]]:
+    with consent_workload(backend, pg_url, CONSENTS) as work:
+        measured = [("GET /v1/consents/{id}", work.reads, 200, "read"),
+                    ("POST /v1/consent-requests", work.asks, 201, "ask")]
+        gateway = {endpoint: load_gateway(work.server, work.url, backend, requests, run, expect=expect, name=name)
+                   for endpoint, requests, expect, name in measured}
+    # The bare endpoints run once the gateway has stopped, as in bench/decisions.py.
+    results = []
+    for endpoint, requests, expect, _ in measured:
+        bare = load_bare(requests, run, expect=expect)
+        results.append({"backend": backend, "endpoint": endpoint, "gateway": gateway[endpoint].summary(),
+                        "bare_flask": bare.summary(),
+                        "ratio": round(gateway[endpoint].throughput / bare.throughput, 3)})
     return results
 
 

@@ -48,16 +48,12 @@ from _harness import (
     Request,
     Run,
     Server,
-    database,
     free_port,
-    gateway_app,
-    gateway_server,
     load,
     postgres_backends,
 )
+from consents import consent_workload
 from sqlalchemy.engine import make_url
-
-from tests.factories import make_app_client, make_consent  # type: ignore[import-untyped]  # (no py.typed in tests)
 
 FIDES = ROOT / "bench" / "fides"
 PEOPLE = 64
@@ -85,25 +81,14 @@ def _measure(base_url: str, requests: list[Request], run: Run, *, expect: int,
 
 def bench_gateway(pg_url: str, modes: Modes) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
-    with database("postgresql", pg_url) as url:
-        port = free_port()
-        app = gateway_app(url, f"http://127.0.0.1:{port}")
-        caller = make_app_client(app, scope="consent:read consent:write", name="Bench App")
-        consents = [make_consent(app, caller.client_id) for _ in range(PEOPLE)]
-        with gateway_server(url, port) as server:
-            token = httpx.post(f"{server.url}/oauth/token", data={"grant_type": "client_credentials"},
-                               auth=(caller.client_id, caller.secret)).json()["access_token"]
-            headers = {"Authorization": f"Bearer {token}"}
-            reads: list[Request] = [("GET", f"/v1/consents/{c}", headers, None) for c in consents]
-            asks: list[Request] = [("POST", "/v1/consent-requests", headers,
-                                    {"subject": {"contact": f"bench{i}@example.com"}, "operations": ["face_swap"],
-                                     "purpose": "benchmark"}) for i in range(PEOPLE)]
-            watch = {"server": lambda: [server.process.pid, *server.worker_pids()],
-                     "postgresql": postgres_backends(url)}
-            for operation, requests, expect in (("read", reads, 200), ("save", asks, 201)):
-                for mode, run in modes.items():
-                    results[f"{operation} {mode}"] = _measure(server.url, requests, run, expect=expect,
-                                                              watch=watch).summary()
+    with consent_workload("postgresql", pg_url, PEOPLE) as work:
+        server = work.server
+        watch = {"server": lambda: [server.process.pid, *server.worker_pids()],
+                 "postgresql": postgres_backends(work.url)}
+        for operation, requests, expect in (("read", work.reads, 200), ("save", work.asks, 201)):
+            for mode, run in modes.items():
+                results[f"{operation} {mode}"] = _measure(server.url, requests, run, expect=expect,
+                                                          watch=watch).summary()
     return results
 
 

@@ -206,15 +206,19 @@ def test_an_output_that_cannot_be_labelled_is_refused_with_a_failed_outcome(
     assert list(gateway.upload_dir.iterdir()) == []
 
 
-def test_mp4_output_is_labelled_through_the_proxy(gateway: Gateway, served: Callable[[Any], Served]) -> None:  # noqa: F811
-    video = media.mp4()
+def _answering(video: bytes) -> Any:
+    """An upstream that reads the upload and answers ``video``."""
 
     @Request.application
     def video_upstream(request: Request) -> Response:
         request.get_data()
         return Response(video, content_type="video/mp4")
 
-    register_algorithm(gateway.app, FILING, upstream_url=served(video_upstream).url + "/edit")
+    return video_upstream
+
+
+def test_mp4_output_is_labelled_through_the_proxy(gateway: Gateway, served: Callable[[Any], Served]) -> None:  # noqa: F811
+    register_algorithm(gateway.app, FILING, upstream_url=served(_answering(media.mp4())).url + "/edit")
     response, _consent_id = gateway.edit("face_swap", {"source": ("a.png", SOURCE, "image/png")})
     assert response.status_code == 200, response.text
     assert verify_label(io.BytesIO(response.content), gateway.jwks(), issuer=gateway.url).container == "mp4"
@@ -231,14 +235,7 @@ def test_mp4_output_gets_the_visible_mark_through_the_proxy_where_configured(
     upload_dir.mkdir()
     gateway = Gateway(gateway_server(UPLOAD_DIR=str(upload_dir), UPSTREAM_TIMEOUT_SECONDS=5,
                                      LABEL_VIDEO_MARK_SECONDS=2), upload_dir)
-    video = media.clip(seconds=3)
-
-    @Request.application
-    def video_upstream(request: Request) -> Response:
-        request.get_data()
-        return Response(video, content_type="video/mp4")
-
-    register_algorithm(gateway.app, FILING, upstream_url=served(video_upstream).url + "/edit")
+    register_algorithm(gateway.app, FILING, upstream_url=served(_answering(media.clip(seconds=3))).url + "/edit")
     response, _consent_id = gateway.edit("face_swap", {"source": ("a.png", SOURCE, "image/png")})
     assert response.status_code == 200, response.text
     assert verify_label(io.BytesIO(response.content), gateway.jwks(), issuer=gateway.url).container == "mp4"
