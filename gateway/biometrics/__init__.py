@@ -2,7 +2,8 @@
 
 The engine: ``faces`` finds faces in images and embeds them with dlib's ResNet (:data:`FACE_MODEL`)
 and judges an enrolment photo, ``video`` samples a video's frames through it, ``matching`` says which
-faces no template covers. It has no web and no database and may import ``gateway.core`` only (an
+faces no template covers, ``liveness`` checks a head-turn video against a random challenge (optional).
+It has no web and no database and may import ``gateway.core`` only (an
 import-linter contract); ``binding`` and ``models`` build the gateway's templates and checks on it.
 
 dlib, its models, numpy, Pillow and PyAV come from the ``[face]`` extra and are imported lazily;

@@ -74,13 +74,19 @@ class BindingSettings:
     face_threshold: float
     video_every_seconds: float
     video_max_frames: int
+    liveness: bool = False  # enrol from a head-turn video instead of a still selfie
+    liveness_yaw: float = 0.15
+    liveness_max_seconds: float = 8.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BindingSettings:
         return cls(modalities=frozenset(config["BINDING_MODALITIES"]),
                    face_threshold=float(config["BINDING_FACE_THRESHOLD"]),
                    video_every_seconds=float(config["BINDING_VIDEO_EVERY_SECONDS"]),
-                   video_max_frames=int(config["BINDING_VIDEO_MAX_FRAMES"]))
+                   video_max_frames=int(config["BINDING_VIDEO_MAX_FRAMES"]),
+                   liveness=bool(config["BINDING_FACE_LIVENESS"]),
+                   liveness_yaw=float(config["BINDING_LIVENESS_YAW"]),
+                   liveness_max_seconds=float(config["BINDING_LIVENESS_MAX_SECONDS"]))
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ def template_bytes(embedding: Sequence[float]) -> bytes:
 
 
 def store_face_template(session: Session, vault: Vault, subject_id: str, face: Face, *, journal: Journal,
-                        now: datetime) -> TemplateEvidence:
+                        now: datetime, liveness: Mapping[str, Any] | None = None) -> TemplateEvidence:
     """Seal and keep the subject's face template, made from their selfie's one face
     (:func:`~gateway.biometrics.faces.enrolment_face`). The photo itself is never stored."""
     plain = template_bytes(face.embedding)
@@ -117,7 +123,8 @@ def store_face_template(session: Session, vault: Vault, subject_id: str, face: F
     session.add(BiometricTemplate(id=row_id, subject_id=subject_id, modality=FACE, model=face_engine.FACE_MODEL,
                                   sha256=digest, sealed=vault.seal_template(plain, row_id), created_at=now))
     journal.record("biometric.enrolled", Party("subject", subject_id), subject=subject_id,
-                   detail={"modality": FACE, "model": face_engine.FACE_MODEL, "template_sha256": digest})
+                   detail={"modality": FACE, "model": face_engine.FACE_MODEL, "template_sha256": digest,
+                           **({"liveness": dict(liveness)} if liveness else {})})
     return TemplateEvidence(model=face_engine.FACE_MODEL, sha256=digest)
 
 

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
     Pixels = npt.NDArray[np.uint8]
 
+# dlib's 5-point model, (x, y) in the image's pixels as the camera recorded it: 0 and 1 are the outer and
+# inner corner of the eye on the image's right (the person's left eye, unless the image is mirrored), 2 and
+# 3 the outer and inner corner of the other eye, 4 the base of the nose.
+Landmarks = tuple[tuple[float, float], ...]
+
 # Written into signed consent records next to each template, so that a template is only ever compared
 # with one made by the same model (distances between different models' embeddings mean nothing).
 FACE_MODEL = "dlib-resnet-v1"
@@ -225,22 +230,33 @@ def _decode(engine: _Engine, data: bytes, max_side: int) -> tuple[Pixels, float]
 
 def faces_in_pixels(pixels: Pixels, *, scale: float = 1.0) -> list[Face]:
     """Faces in an RGB ``uint8`` array (rows, columns, 3); boxes are multiplied by ``scale``, largest first."""
+    return [face for face, _ in faces_with_landmarks(pixels, scale=scale)]
+
+
+def faces_with_landmarks(pixels: Pixels, *, scale: float = 1.0) -> list[tuple[Face, Landmarks]]:
+    """Like :func:`faces_in_pixels`, with each face's 5 landmarks (:data:`Landmarks`), scaled like the boxes.
+
+    The landmarks are the ones the embedder was aligned with (the engine's 5-point predictor): getting
+    them costs nothing more, and no other landmark model is loaded.
+    """
     engine = _engine()
     upsample = 1 if min(pixels.shape[:2]) < _UPSAMPLE_BELOW else 0
-    faces: list[Face] = []
+    found: list[tuple[Face, Landmarks]] = []
     with engine.lock:
         for rect in engine.detector(pixels, upsample):
             shape = engine.predictor(pixels, rect)
             embedding = engine.embedder.compute_face_descriptor(pixels, shape, 0)
             chip = engine.dlib.get_face_chip(pixels, shape, size=_CHIP_SIZE)
-            faces.append(Face(
+            face = Face(
                 box=(round(rect.left() * scale), round(rect.top() * scale), round(rect.right() * scale),
                      round(rect.bottom() * scale)),
                 embedding=tuple(float(x) for x in embedding),
                 size=int(min(rect.width(), rect.height())),
                 sharpness=_sharpness(engine.np, chip),
-            ))
-    return sorted(faces, key=lambda face: face.size, reverse=True)
+            )
+            points = tuple((shape.part(i).x * scale, shape.part(i).y * scale) for i in range(shape.num_parts))
+            found.append((face, points))
+    return sorted(found, key=lambda pair: pair[0].size, reverse=True)
 
 
 def _sharpness(np: Any, chip: Pixels) -> float:

@@ -12,6 +12,7 @@ what happened before them. Anything raised is rolled back.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -47,6 +48,7 @@ from gateway.biometrics.binding import (
     templates_of,
 )
 from gateway.biometrics.faces import BiometricsUnavailable, EnrolmentRefused, Face, enrolment_face
+from gateway.biometrics.liveness import check_liveness
 from gateway.biometrics.models import BiometricTemplate
 from gateway.consents.services import (
     app_name,
@@ -192,6 +194,9 @@ class Choice:
     operations: tuple[str, ...]
     notice_sha256: str  # of the notice the submitted form was rendered with
     selfie: bytes | None = None  # the photo sent with the form, when face operations need a template
+    # With liveness on: the head-turn video sent instead, and the challenge this browser was shown.
+    selfie_video: bytes | None = None
+    challenge: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -334,29 +339,46 @@ def decide(
     return Decided(request, locale, app_name(session, request.client_id), consent)
 
 
-def _selfie_face(choice: Choice, settings: BindingSettings) -> Face | GatewayError | None:
-    """The face the ticked operations need, found in the photo sent with the form (or why there is none)."""
+@dataclass(frozen=True)
+class _Enrolment:
+    face: Face
+    liveness: dict[str, Any] | None = None  # the challenge and the turns seen, for the audit entry
+
+
+def _selfie_face(choice: Choice, settings: BindingSettings) -> _Enrolment | GatewayError | None:
+    """The face the ticked operations need, found in what was sent with the form (or why there is none)."""
     needed = bound_modalities(choice.operations, settings)
     if not needed:
         return None
     if needed != ["face"]:
         return BiometricsUnavailable("voice templates cannot be enrolled in this installation")
-    if not choice.selfie:
-        return SelfieNeeded("add a photo of your face to approve face operations")
     try:
-        return enrolment_face(choice.selfie)
-    except (EnrolmentRefused, BiometricsUnavailable) as exc:
+        return _face_of(choice, settings)
+    except (EnrolmentRefused, BiometricsUnavailable, SelfieNeeded) as exc:
         return exc
 
 
-def _enrol(session: Session, subject_id: str, selfie: Face | GatewayError | None, *, journal: Journal,
+def _face_of(choice: Choice, settings: BindingSettings) -> _Enrolment:
+    if settings.liveness:
+        if not choice.selfie_video or not choice.challenge:
+            raise SelfieNeeded("record the short video of your face the page asks for")
+        seen = check_liveness(io.BytesIO(choice.selfie_video), choice.challenge, threshold=settings.liveness_yaw,
+                              max_seconds=settings.liveness_max_seconds)
+        return _Enrolment(seen.face, {"challenge": list(choice.challenge), "turns": list(seen.turns)})
+    if not choice.selfie:
+        raise SelfieNeeded("add a photo of your face to approve face operations")
+    return _Enrolment(enrolment_face(choice.selfie))
+
+
+def _enrol(session: Session, subject_id: str, selfie: _Enrolment | GatewayError | None, *, journal: Journal,
            now: datetime) -> dict[str, lifecycle.TemplateEvidence]:
     """The templates of the consent about to be granted (raises why there cannot be one)."""
     if selfie is None:
         return {}
     if isinstance(selfie, GatewayError):
         raise selfie
-    return {"face": store_face_template(session, vault(), subject_id, selfie, journal=journal, now=now)}
+    return {"face": store_face_template(session, vault(), subject_id, selfie.face, journal=journal, now=now,
+                                        liveness=selfie.liveness)}
 
 
 # --- what /me shows ---------------------------------------------------------------------------------

@@ -104,14 +104,16 @@ def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
         # The notice is recorded in the locale it was read in, whatever ?lang= says now.
         return form_locale if form_locale in LOCALES else session.choose_locale(hint)
 
-    selfie = request.files.get("selfie")
+    binding = BindingSettings.from_config(current_app.config)
+    selfie, video = request.files.get("selfie"), request.files.get("selfie_video")
     choice = portal.Choice(decline=request.form.get("action") == "decline",
                            operations=tuple(request.form.getlist("operations")),
                            notice_sha256=request.form.get("notice_sha256", ""),
-                           selfie=selfie.read() if selfie is not None else None)
+                           selfie=selfie.read() if selfie is not None else None,
+                           selfie_video=video.read() if video is not None else None,
+                           challenge=session.liveness_challenge(request_id) if binding.liveness else ())
     outcome = portal.decide(db.session, request_id, choice, session.proof(session.pending(request_id), now),
-                            locale_for=locale_for, binding=BindingSettings.from_config(current_app.config),
-                            journal=request_journal(now), now=now)
+                            locale_for=locale_for, binding=binding, journal=request_journal(now), now=now)
     if isinstance(outcome, portal.Closed):
         return _closed(outcome)
     if isinstance(outcome, portal.ProveAgain):
@@ -158,9 +160,14 @@ def _step(screen: portal.Screen, *, status: int = 200, error: str | None = None,
     start_over = url_for("portal.consent_start_over", request_id=req.id) if req.subject_id is None else None
     if screen.stage == "notice":
         g.form_action_extra = origin(req.redirect_uri)
-        selfie_for = bound_modalities(req.operations, BindingSettings.from_config(current_app.config))
+        binding = BindingSettings.from_config(current_app.config)
+        selfie_for = bound_modalities(req.operations, binding)
+        # With liveness on, the selfie is a short video answering these turns (read aloud on the page).
+        turns = [translate(locale, f"turn.{turn}") for turn in session.liveness_challenge(req.id)] \
+            if selfie_for and binding.liveness else []
         return page("notice.html", locale, status, req=req, notice=screen.notice, app=name, about=about, error=error,
-                    masked=session.masked_contact(state), start_over=start_over, selfie_for=selfie_for)
+                    masked=session.masked_contact(state), start_over=start_over, selfie_for=selfie_for,
+                    turns=listed(locale, turns) if turns else None)
     if screen.stage == "code":
         masked = session.masked_contact(state)
         return page("code.html", locale, status, action=url_for("portal.consent_verify", request_id=req.id),

@@ -16,6 +16,7 @@ from typing import Any
 from flask import g, request, session
 
 from consent.operations import DEFAULT_LOCALE, LOCALES
+from gateway.biometrics.liveness import TURNS, new_challenge
 from gateway.consents.portal import Proof, Stage
 from gateway.consents.services import SentCode
 from gateway.core.clock import utcnow
@@ -97,6 +98,21 @@ def set_pending(request_id: str, state: dict[str, Any]) -> None:
     states[request_id] = state
     # Bounded: the cookie must stay small however many links someone opens.
     session["creq"] = dict(list(states.items())[-_MAX_PENDING_REQUESTS:])
+
+
+def liveness_challenge(request_id: str) -> tuple[str, ...]:
+    """The head turns this browser is asked for on the request's consent screen (biometric liveness).
+
+    Made once and kept with the request's progress (the signed cookie), so the page and the form that
+    answers it agree; "start over" forgets it with the rest.
+    """
+    state = pending(request_id)
+    kept = state.get("turns")
+    if isinstance(kept, list) and len(kept) >= 2 and all(turn in TURNS for turn in kept):
+        return tuple(kept)
+    made = new_challenge()
+    set_pending(request_id, {**state, "turns": list(made)})
+    return made
 
 
 def remember_code(request_id: str, code_id: str | None, masked_contact: str) -> None:
