@@ -142,7 +142,7 @@ def check_media(session: Session, vault: Vault, *, operation: str, consent_ids: 
     modality = OPERATIONS[operation].modality.value
     # Standalone reads: matching takes seconds, and on SQLite nothing may hold the write lock meanwhile.
     rows = session.execute(standalone(
-        select(Consent.id, Consent.bindings).where(Consent.id.in_(list(consent_ids))))).all()
+        select(Consent.id, Consent.subject_id, Consent.bindings).where(Consent.id.in_(list(consent_ids))))).all()
     if not any(modality in (row.bindings or {}) for row in rows):
         return None
     if modality != FACE:
@@ -151,7 +151,7 @@ def check_media(session: Session, vault: Vault, *, operation: str, consent_ids: 
     templates: list[Sequence[float]] = []
     for row in sorted(rows, key=lambda r: consent_ids.index(r.id)):
         digest = (row.bindings or {}).get(FACE)
-        found = None if digest is None else _unsealed(session, vault, digest)
+        found = None if digest is None else _unsealed(session, vault, row.subject_id, digest)
         if found is None:
             return BindingCheck(FACE, DenyReason.BIOMETRIC_NOT_ENROLLED, row.id,
                                 "the consent's subject has no face template (granted without one, or deleted)")
@@ -159,9 +159,11 @@ def check_media(session: Session, vault: Vault, *, operation: str, consent_ids: 
     return _match(media, templates, settings)
 
 
-def _unsealed(session: Session, vault: Vault, digest: str) -> Sequence[float] | None:
-    row = session.scalars(standalone(select(BiometricTemplate).where(BiometricTemplate.sha256 == digest,
-                                                                     BiometricTemplate.modality == FACE))).first()
+def _unsealed(session: Session, vault: Vault, subject_id: str, digest: str) -> Sequence[float] | None:
+    # The consent's own subject's template only: a digest alone must never lend one person's face to another.
+    row = session.scalars(standalone(select(BiometricTemplate).where(
+        BiometricTemplate.sha256 == digest, BiometricTemplate.subject_id == subject_id,
+        BiometricTemplate.modality == FACE))).first()
     if row is None:
         return None
     plain = vault.unseal_template(row.sealed, row.id)

@@ -275,3 +275,18 @@ def test_the_sweep_deletes_the_template_of_an_expired_consent(stack: Stack) -> N
     assert _templates(stack) == []
     [deleted] = audit_entries(app, "biometric.deleted")
     assert deleted["actor"]["type"] == "system"
+
+
+def test_a_consent_cannot_borrow_another_persons_template(stack: Stack, upstream: Capture) -> None:
+    obama = _grant(stack, "obama@example.com", OBAMA_1)
+    biden = _grant(stack, "biden@example.com", BIDEN_1)
+    app = stack.gateway.app
+    with app.app_context():
+        obama_digest = db.session.scalar(select(Consent.bindings).where(Consent.id == obama))["face"]
+        # As if a row were edited behind the gateway's back: Biden's consent names Obama's template.
+        db.session.execute(update(Consent).where(Consent.id == biden).values(bindings={"face": obama_digest}))
+        db.session.commit()
+    denied = _edit(stack, [biden], OBAMA_2, OBAMA_2)
+    assert denied.status_code == 403
+    assert denied.json()["reason"] == "biometric_not_enrolled"
+    assert upstream.requests == []
