@@ -18,6 +18,7 @@ round). Reported: median wall time of each, the ratio proxy/direct (target <= 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -25,11 +26,12 @@ import statistics
 import tempfile
 import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _harness import database, free_port, gateway_app, gateway_server, timed, wsgi_server
+from _harness import Server, database, free_port, gateway_app, gateway_server, timed, wsgi_server
 from PIL import Image
 
 from tests.factories import make_app_client, make_consent, register_algorithm
@@ -116,6 +118,28 @@ def _send(url: str, path: Path, content_type: str, headers: dict[str, str], requ
     return head
 
 
+@contextlib.contextmanager
+def proxy_stack(backend: str, pg_url: str, uploads: Path, **config: Any
+                ) -> Iterator[tuple[Server, Server, dict[str, str], str]]:
+    """The echo upstream, the gateway in front of it (one worker) and an app's token and ``request`` part.
+
+    Yields (upstream, gateway, authorization header, request part). Shared by bench/proxy.py and
+    bench/proxy_link.py, so both measure the same set-up.
+    """
+    with database(backend, pg_url) as url, wsgi_server("bench.echo_upstream:app", free_port()) as up:
+        port = free_port()
+        app = gateway_app(url, f"http://127.0.0.1:{port}")
+        edit_app = make_app_client(app, scope="edit:face", name="Bench App")
+        register_algorithm(app, FILING, operations=("face_swap",), upstream_url=f"{up.url}/edit")
+        consent_id = make_consent(app, edit_app.client_id)
+        request_part = json.dumps({"operation": "face_swap", "algorithm": FILING, "consents": [consent_id]})
+        with gateway_server(url, port, workers=1, UPLOAD_DIR=uploads, LABEL_UNSUPPORTED="pass",
+                            **config) as gateway:
+            token = httpx.post(f"{gateway.url}/oauth/token", data={"grant_type": "client_credentials"},
+                               auth=(edit_app.client_id, edit_app.secret)).json()["access_token"]
+            yield up, gateway, {"Authorization": f"Bearer {token}"}, request_part
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
@@ -132,43 +156,33 @@ def main() -> None:
             media.append(("50 MB video (MP4)", video, "video/mp4"))
         uploads = work / "uploads"
         uploads.mkdir()
-        with database(args.backend, args.pg_url) as url, wsgi_server("bench.echo_upstream:app", free_port()) as up:
-            port = free_port()
-            app = gateway_app(url, f"http://127.0.0.1:{port}")
-            edit_app = make_app_client(app, scope="edit:face", name="Bench App")
-            register_algorithm(app, FILING, operations=("face_swap",), upstream_url=f"{up.url}/edit")
-            consent_id = make_consent(app, edit_app.client_id)
-            request_part = json.dumps({"operation": "face_swap", "algorithm": FILING, "consents": [consent_id]})
-            with gateway_server(url, port, workers=1, UPLOAD_DIR=uploads, LABEL_UNSUPPORTED="pass") as gateway:
-                token = httpx.post(f"{gateway.url}/oauth/token", data={"grant_type": "client_credentials"},
-                                   auth=(edit_app.client_id, edit_app.secret)).json()["access_token"]
-                auth = {"Authorization": f"Bearer {token}"}
-                edits = f"{gateway.url}/v1/edits"
-                rows = []
-                # Warm both paths (imports, connection pools) before anything is timed or measured.
-                _send(f"{up.url}/edit", media[0][1], media[0][2], {}, None)
-                _send(edits, media[0][1], media[0][2], auth, request_part, labelled=True)
-                _send(edits, _unlabellable(media[0][1]), media[0][2], auth, request_part)
-                rss_before = gateway.peak_rss_mib()
-                for label, path, content_type in media:
-                    twin = _unlabellable(path)
-                    # Interleaved, one of each per round, so a neighbour's load (a shared machine) weighs on
-                    # all three alike; the labelling cost is the median of each round's own difference.
-                    direct, unlabelled, labelled = [], [], []
-                    for _ in range(args.repeat):
-                        direct += timed(lambda p=path, c=content_type: _send(f"{up.url}/edit", p, c, {}, None), 1)
-                        unlabelled += timed(lambda p=twin, c=content_type: _send(edits, p, c, auth, request_part), 1)
-                        labelled += timed(lambda p=path, c=content_type: _send(edits, p, c, auth, request_part,
-                                                                               labelled=True), 1)
-                    d, u, lab = (round(statistics.median(t) * 1000, 1) for t in (direct, unlabelled, labelled))
-                    added = statistics.median(x / y - 1 for x, y in zip(labelled, unlabelled, strict=True))
-                    rows.append({"media": label, "direct_ms": d, "unlabelled_ms": u, "labelled_ms": lab,
-                                 "unlabelled_ratio": round(u / d, 2), "labelled_ratio": round(lab / d, 2),
-                                 "labelling_cost_ms": round(statistics.median(
-                                     (x - y) * 1000 for x, y in zip(labelled, unlabelled, strict=True)), 1),
-                                 "labelling_adds_percent": round(100 * added, 1)})
-                rss_after = gateway.peak_rss_mib()
-            leftovers = list(uploads.iterdir())
+        with proxy_stack(args.backend, args.pg_url, uploads) as (up, gateway, auth, request_part):
+            edits = f"{gateway.url}/v1/edits"
+            rows = []
+            # Warm both paths (imports, connection pools) before anything is timed or measured.
+            _send(f"{up.url}/edit", media[0][1], media[0][2], {}, None)
+            _send(edits, media[0][1], media[0][2], auth, request_part, labelled=True)
+            _send(edits, _unlabellable(media[0][1]), media[0][2], auth, request_part)
+            rss_before = gateway.peak_rss_mib()
+            for label, path, content_type in media:
+                twin = _unlabellable(path)
+                # Interleaved, one of each per round, so a neighbour's load (a shared machine) weighs on
+                # all three alike; the labelling cost is the median of each round's own difference.
+                direct, unlabelled, labelled = [], [], []
+                for _ in range(args.repeat):
+                    direct += timed(lambda p=path, c=content_type: _send(f"{up.url}/edit", p, c, {}, None), 1)
+                    unlabelled += timed(lambda p=twin, c=content_type: _send(edits, p, c, auth, request_part), 1)
+                    labelled += timed(lambda p=path, c=content_type: _send(edits, p, c, auth, request_part,
+                                                                           labelled=True), 1)
+                d, u, lab = (round(statistics.median(t) * 1000, 1) for t in (direct, unlabelled, labelled))
+                added = statistics.median(x / y - 1 for x, y in zip(labelled, unlabelled, strict=True))
+                rows.append({"media": label, "direct_ms": d, "unlabelled_ms": u, "labelled_ms": lab,
+                             "unlabelled_ratio": round(u / d, 2), "labelled_ratio": round(lab / d, 2),
+                             "labelling_cost_ms": round(statistics.median(
+                                 (x - y) * 1000 for x, y in zip(labelled, unlabelled, strict=True)), 1),
+                             "labelling_adds_percent": round(100 * added, 1)})
+            rss_after = gateway.peak_rss_mib()
+        leftovers = list(uploads.iterdir())
     print(json.dumps({"machine": {"cpus": os.cpu_count()}, "backend": args.backend, "repeat": args.repeat,
                       "results": rows, "gateway_peak_rss_mib": {"before": round(rss_before, 1),
                                                                "after": round(rss_after, 1)},

@@ -45,11 +45,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import httpx
-from _harness import cpu_seconds, database, free_port, gateway_app, gateway_server, wsgi_server
-from proxy import FILING, MiB, _png, _send, _unlabellable, _wav
-
-from tests.factories import make_app_client, make_consent, register_algorithm
+from _harness import cpu_seconds
+from proxy import MiB, _png, _send, _unlabellable, _wav, proxy_stack
 
 HERE = Path(__file__).resolve().parent
 RATE = "100mbit"
@@ -292,21 +289,12 @@ def main() -> None:
                  ("50 MB audio (WAV, noise)", _wav(work / "voice.wav", 50 * MiB), "audio/wav")]
         uploads = work / "uploads"
         uploads.mkdir()
-        with database(args.backend, args.pg_url) as url, wsgi_server("bench.echo_upstream:app", free_port()) as up:
-            port = free_port()
-            app = gateway_app(url, f"http://127.0.0.1:{port}")
-            edit_app = make_app_client(app, scope="edit:face", name="Bench App")
-            register_algorithm(app, FILING, operations=("face_swap",), upstream_url=f"{up.url}/edit")
-            consent_id = make_consent(app, edit_app.client_id)
-            request_part = json.dumps({"operation": "face_swap", "algorithm": FILING, "consents": [consent_id]})
-            with gateway_server(url, port, workers=1, UPLOAD_DIR=uploads, LABEL_UNSUPPORTED="pass",
-                                BINDING_MODALITIES="[]") as gateway:
-                token = httpx.post(f"{gateway.url}/oauth/token", data={"grant_type": "client_credentials"},
-                                   auth=(edit_app.client_id, edit_app.secret)).json()["access_token"]
-                calls = Calls({"Authorization": f"Bearer {token}"}, request_part)
-                servers = {"upstream": up.url.removeprefix("http://"), "gateway": gateway.url.removeprefix("http://")}
-                results = _measure(media, calls, servers, args.repeat)
-            leftovers = list(uploads.iterdir())
+        with proxy_stack(args.backend, args.pg_url, uploads, BINDING_MODALITIES="[]") as (up, gateway, auth,
+                                                                                          request_part):
+            calls = Calls(auth, request_part)
+            servers = {"upstream": up.url.removeprefix("http://"), "gateway": gateway.url.removeprefix("http://")}
+            results = _measure(media, calls, servers, args.repeat)
+        leftovers = list(uploads.iterdir())
     _print(results, args, loadavg_before, leftovers)
 
 
