@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 from sqlalchemy.orm import Session
 
+from audit import canonical
 from audit.models import QueuedEntry
 
 # Members the sequencer owns; a caller cannot forge a position in the tree.
@@ -34,6 +34,6 @@ def append(session: Session, entry: Mapping[str, Any], now: datetime) -> QueuedE
         raise ValueError(f"audit entry sets reserved members {sorted(clash)}")
     body = {k: v for k, v in entry.items() if v is not None}
     body["ts"] = rfc3339(now)
-    row = QueuedEntry(ts=now, body=rfc8785.dumps(body))
+    row = QueuedEntry(ts=now, body=canonical.dumps(body))
     session.add(row)
     return row

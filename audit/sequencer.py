@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import rfc8785
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
-from audit import signed_note
+from audit import canonical, signed_note
 from audit.bundle import shard_origin
 from audit.log import rfc3339
 from audit.models import Checkpoint, Entry, Node, QueuedEntry, Shard
@@ -174,7 +173,7 @@ def positioned(body: dict[str, Any], shard: str, seq: int, queued: bytes | None 
                 spliced = queued[: at + 1] + position + b"," + queued[at + 1 :] if at > 0 else b""
             if spliced and json.loads(spliced) == body:
                 return spliced
-    return bytes(rfc8785.dumps(body))
+    return canonical.dumps(body)
 
 
 _POSITION = frozenset({"seq", "shard"})

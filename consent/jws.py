@@ -23,6 +23,7 @@ import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from consent import canonical
 from consent.errors import (
     AlgorithmNotAllowed,
     BadSignature,
@@ -59,7 +60,7 @@ def sign(claims: Mapping[str, Any], signer: Signer, typ: str) -> str:
         raise InvalidTerms(f"claims name issuer {claims.get('iss')!r}, the key signs for {signer.issuer!r}")
     header = {"alg": ALGORITHM, "kid": signer.kid, "typ": typ}
     try:
-        signing_input = _b64url(rfc8785.dumps(header)) + "." + _b64url(rfc8785.dumps(claims))
+        signing_input = _b64url(canonical.dumps(header)) + "." + _b64url(canonical.dumps(dict(claims)))
     except rfc8785.CanonicalizationError as exc:
         raise InvalidTerms(f"claims have no RFC 8785 form: {exc}") from exc
     return signing_input + "." + _b64url(signer.sign(signing_input.encode("ascii")))

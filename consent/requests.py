@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import rfc8785
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from consent import canonical
 from consent.errors import (
     AlgorithmNotAvailable,
     ConsentNotFound,
@@ -305,7 +305,7 @@ def _fingerprint(terms: RequestTerms, contact: Contact | None, reference: str | 
     # The keyed hash, not the contact: the fingerprint is stored, the contact only encrypted.
     body["contact"] = None if contact is None else vault.lookup_hash(contact)
     body["reference"] = reference
-    return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+    return hashlib.sha256(canonical.dumps(body)).hexdigest()
 
 
 def _rowcount(result: Any) -> int:

@@ -31,6 +31,7 @@ from consent.journal import Journal, Party
 from gateway.auth.models import OAuthClient, OAuthToken, secret_hash
 from gateway.auth.redirects import is_host
 from gateway.core.db import db, standalone
+from gateway.core.prepared import Prepared
 from gateway.core.problems import Problem
 
 SCOPES = (
@@ -103,18 +104,19 @@ class BearerToken:
 _TOKENS = OAuthToken.__table__.c
 # Built once (a request pays for running it, not for building it); standalone: it runs before the
 # request takes SQLite's write lock, if it takes it at all.
-_BEARER = standalone(
+_BEARER = Prepared(standalone(
     select(_TOKENS.client_id, _TOKENS.scope, _TOKENS.issued_at, _TOKENS.expires_in, _TOKENS.revoked)
     .where(_TOKENS.access_token_hash == bindparam("token_hash"))
-)
+))
 
 
 def _bearer_token(token_string: str) -> BearerToken | None:
     # Read on every request, never cached: a revocation or expiry is seen by the very next request
     # in every process.
-    row = db.session.connection().execute(_BEARER, {"token_hash": secret_hash(token_string)}).first()
-    if row is None:
+    rows = _BEARER.rows(db.session.connection(), {"token_hash": secret_hash(token_string)})
+    if not rows:
         return None
+    row = rows[0]
     return BearerToken(client_id=row.client_id, scope=row.scope, issued_at=row.issued_at,
                        expires_in=row.expires_in, revoked=bool(row.revoked))
 

@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 
-__all__ = ["Database", "db", "engine_for", "standalone"]
+__all__ = ["Database", "begin_pending", "db", "engine_for", "is_standalone", "standalone"]
 
 # A pooled PostgreSQL connection that sat unused for longer than this is checked with one round trip
 # before it is handed out; a connection in steady use is not (``pool_pre_ping`` would cost a round trip
@@ -57,6 +57,17 @@ def standalone(statement: E) -> E:
     For statements built once at import time (marking copies the statement).
     """
     return statement.execution_options(**{_STANDALONE: True})
+
+
+def is_standalone(statement: Executable) -> bool:
+    return bool(statement.get_execution_options().get(_STANDALONE))
+
+
+def begin_pending(connection: Any) -> None:
+    """Begin SQLite's deferred write transaction now, for a statement run on the driver's cursor directly."""
+    begin = connection.info.pop(_PENDING_BEGIN, None)
+    if begin is not None:
+        connection.connection.driver_connection.begin(begin)
 
 
 def engine_for(url: str, **kwargs: Any) -> Engine:

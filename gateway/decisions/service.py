@@ -15,7 +15,7 @@ by the next decision everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -37,6 +37,7 @@ from gateway.auditing.trail import AuditJournal
 from gateway.core.db import standalone
 from gateway.core.errors import GatewayError
 from gateway.core.models import RateCounter
+from gateway.core.prepared import Prepared
 from gateway.decisions.models import OUTCOMES, DecisionRow
 from gateway.registry import algorithms as registry
 from gateway.registry.models import Algorithm
@@ -155,7 +156,7 @@ def make_decision(
         _insert_allowed(session, row, queued[0])
         audit_runner.queued(session)
     else:
-        session.connection().execute(_INSERT_DECISION, row)
+        _INSERT_DECISION.run(session.connection(), row)
         _record(journal, actor, decision_id, request, decision=decision, subjects=subjects)
     if not decision.allowed:
         ticket = expires_at = None
@@ -206,10 +207,10 @@ def _insert_allowed(session: Session, row: dict[str, Any], queued: dict[str, Any
     """The decision row and its audit queue row: one statement on PostgreSQL (one round trip), two on SQLite."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        connection.execute(_INSERT_BOTH, {**row, "queued_ts": queued["ts"], "queued_body": queued["body"]})
+        _INSERT_BOTH.run(connection, {**row, "queued_ts": queued["ts"], "queued_body": queued["body"]})
     else:
-        connection.execute(_INSERT_DECISION, row)
-        connection.execute(_INSERT_QUEUED, queued)
+        _INSERT_DECISION.run(connection, row)
+        _INSERT_QUEUED.run(connection, queued)
 
 
 def _sign_ticket(request: DecisionRequest, decision_id: str, signer: Signer, now: datetime,
@@ -246,7 +247,7 @@ def _facts_statement(*, one: bool) -> Any:
     )
 
 
-def _inserts() -> tuple[Any, Any, Any]:
+def _inserts() -> tuple[Prepared, Prepared, Prepared]:
     """Prebuilt inserts: the decision row, the audit queue row, and both in one statement (PostgreSQL)."""
     decisions = DecisionRow.metadata.tables[DecisionRow.__tablename__]
     queue = QueuedEntry.metadata.tables[QueuedEntry.__tablename__]
@@ -257,21 +258,21 @@ def _inserts() -> tuple[Any, Any, Any]:
     both = decision.add_cte(insert(queue).from_select(
         ["ts", "body"], select(bindparam("queued_ts", type_=queue.c.ts.type),
                                bindparam("queued_body", type_=queue.c.body.type))).cte("queued"))
-    return decision, queued, both
+    return Prepared(decision), Prepared(queued), Prepared(both)
 
 
-_FACTS_OF_ONE, _FACTS_OF_MANY = _facts_statement(one=True), _facts_statement(one=False)
+_FACTS_OF_ONE, _FACTS_OF_MANY = Prepared(_facts_statement(one=True)), _facts_statement(one=False)
 _INSERT_DECISION, _INSERT_QUEUED, _INSERT_BOTH = _inserts()
 
 
 def _read_facts(session: Session, request: DecisionRequest) -> tuple[list[ConsentView], AlgorithmView | None]:
     ids = request.consent_ids
-    params: dict[str, Any]
+    connection = session.connection()
+    rows: Sequence[Any]
     if len(ids) == 1:
-        statement, params = _FACTS_OF_ONE, {"filing_number": request.algorithm, "consent_id": ids[0]}
+        rows = _FACTS_OF_ONE.rows(connection, {"filing_number": request.algorithm, "consent_id": ids[0]})
     else:
-        statement, params = _FACTS_OF_MANY, {"filing_number": request.algorithm, "consent_ids": list(ids)}
-    rows = session.connection().execute(statement, params).all()
+        rows = connection.execute(_FACTS_OF_MANY, {"filing_number": request.algorithm, "consent_ids": list(ids)}).all()
     first = rows[0] if rows else None
     algorithm = None
     if first is not None and first.algorithm_filing_number is not None:
