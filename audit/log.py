@@ -27,6 +27,14 @@ def rfc3339(moment: datetime) -> str:
 
 def append(session: Session, entry: Mapping[str, Any], now: datetime) -> QueuedEntry:
     """Queue ``entry`` (action, actor, subject, …) for the log, in the caller's transaction."""
+    row = QueuedEntry(ts=now, body=queued_body(entry, now))
+    session.add(row)
+    return row
+
+
+def queued_body(entry: Mapping[str, Any], now: datetime) -> bytes:
+    """The queue row's body for ``entry`` at ``now``, as :func:`append` stores it (for a caller that
+    inserts the row itself, with a prebuilt statement)."""
     if "action" not in entry or "actor" not in entry:
         raise ValueError("an audit entry needs an action and an actor")
     clash = _RESERVED.intersection(entry)
@@ -34,6 +42,4 @@ def append(session: Session, entry: Mapping[str, Any], now: datetime) -> QueuedE
         raise ValueError(f"audit entry sets reserved members {sorted(clash)}")
     body = {k: v for k, v in entry.items() if v is not None}
     body["ts"] = rfc3339(now)
-    row = QueuedEntry(ts=now, body=canonical.dumps(body))
-    session.add(row)
-    return row
+    return canonical.dumps(body)

@@ -172,7 +172,7 @@ def _take_uses(
     # Sorted, so two decisions naming the same consents lock them in the same order and cannot
     # deadlock each other on PostgreSQL.
     for consent_id in consent_ids:
-        taken = session.execute(_USE, {"consent_id": consent_id, "now": now}).first()
+        taken = session.connection().execute(_USE, {"consent_id": consent_id, "now": now}).first()
         if taken is None:
             if savepoint is not None:
                 savepoint.rollback()

@@ -31,7 +31,14 @@ class AuditJournal:
         self.request_id = request_id
 
     def record(self, action: str, party: Party, **fields: Any) -> None:
+        audit_log.append(self.session, self._entry(action, party, fields), self.now)
+
+    def queue_row(self, action: str, party: Party, **fields: Any) -> dict[str, Any]:
+        """The queue row :meth:`record` would add, for a caller that inserts it in its own statement."""
+        return {"ts": self.now, "body": audit_log.queued_body(self._entry(action, party, fields), self.now)}
+
+    def _entry(self, action: str, party: Party, fields: dict[str, Any]) -> dict[str, Any]:
         entry: dict[str, Any] = {"action": action, "actor": {"type": party.type, "id": party.id}, **fields}
         if self.request_id is not None:
             entry.setdefault("request_id", self.request_id)
-        audit_log.append(self.session, entry, self.now)
+        return entry

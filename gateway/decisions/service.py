@@ -137,7 +137,7 @@ def make_decision(
     subjects = {view.id: view.subject_id for view in views}
     ticket: str | None = None
     expires_at: datetime | None = None
-    queued: list[dict[str, Any]] | None = None
+    queued: dict[str, Any] | None = None
     if decide(views, request, algorithm, now).allowed:
         # Everything an allow writes is made before anything is written (on SQLite, before the write
         # lock is taken): the ticket is signed and the audit entry built. If the use then cannot be
@@ -150,10 +150,10 @@ def make_decision(
     row["allowed"] = decision.allowed
     row["reason"] = None if decision.reason is None else decision.reason.value
     row["ticket_expires_at"] = expires_at if decision.allowed else None
-    if decision.allowed and queued is not None and len(queued) == 1:
+    if decision.allowed and queued is not None:
         if session.new:
             session.flush()  # an entry recorded on the way (the last use ends the consent) keeps its place
-        _insert_allowed(session, row, queued[0])
+        _insert_allowed(session, row, queued)
         audit_runner.queued(session)
     else:
         _INSERT_DECISION.run(session.connection(), row)
@@ -166,41 +166,42 @@ def make_decision(
 
 def _record(journal: Journal, actor: Party, decision_id: str, request: DecisionRequest, *, decision: Decision,
             subjects: Mapping[str, str]) -> None:
-    # The audit entry names one consent (the one that failed, else the first) and its subject, so the
+    action, fields = _entry(decision_id, request, decision=decision, subjects=subjects)
+    journal.record(action, actor, **fields)
+
+
+def _entry(decision_id: str, request: DecisionRequest, *, decision: Decision,
+           subjects: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+    """The decision's audit entry: its action and members."""
+    # The entry names one consent (the one that failed, else the first) and its subject, so the
     # subject's processing history finds it; the full list is in ``consents``.
     named = decision.consent_id or (request.consent_ids[0] if request.consent_ids else None)
-    journal.record(
-        "decision.allowed" if decision.allowed else "decision.denied",
-        actor,
-        decision_id=decision_id,
-        client_id=request.client_id,
-        operation=request.operation,
-        algorithm=request.algorithm,
-        consent_id=named,
-        subject=subjects.get(named) if named else None,
-        consents=list(request.consent_ids),
-        media=dict(request.media),
-        reason=None if decision.reason is None else decision.reason.value,
-        detail=decision.detail or None,
-    )
+    return "decision.allowed" if decision.allowed else "decision.denied", {
+        "decision_id": decision_id,
+        "client_id": request.client_id,
+        "operation": request.operation,
+        "algorithm": request.algorithm,
+        "consent_id": named,
+        "subject": subjects.get(named) if named else None,
+        "consents": list(request.consent_ids),
+        "media": dict(request.media),
+        "reason": None if decision.reason is None else decision.reason.value,
+        "detail": decision.detail or None,
+    }
 
 
 def _built_ahead(journal: Journal, actor: Party, decision_id: str, request: DecisionRequest, *,
-                 decision: Decision, subjects: Mapping[str, str]) -> list[dict[str, Any]] | None:
-    """The audit queue rows of this decision's entry, built now by the request's own journal.
+                 decision: Decision, subjects: Mapping[str, str]) -> dict[str, Any] | None:
+    """The audit queue row of this decision's entry, built now, exactly as the journal would queue it.
 
-    The journal builds the entry exactly as it always does (same members, request id, JCS bytes) but
-    into a session that is never flushed; the caller inserts the row in its own transaction with a
-    prebuilt statement, skipping the ORM's unit of work (which cost more than the insert itself). None
-    for a journal that is not the audit trail's: the entry is then recorded the ordinary way, as it is
-    whenever this does not give exactly one row.
+    The caller inserts it in its own transaction with a prebuilt statement, skipping the ORM's unit of
+    work (which cost more than the insert itself). None for a journal that is not the audit trail's:
+    the entry is then recorded the ordinary way.
     """
     if not isinstance(journal, AuditJournal):
         return None
-    with Session() as holding:  # bound to nothing: it only holds what the journal adds
-        _record(AuditJournal(holding, journal.now, request_id=journal.request_id), actor, decision_id, request,
-                decision=decision, subjects=subjects)
-        return [{"ts": entry.ts, "body": entry.body} for entry in holding.new if isinstance(entry, QueuedEntry)]
+    action, fields = _entry(decision_id, request, decision=decision, subjects=subjects)
+    return journal.queue_row(action, actor, **fields)
 
 
 def _insert_allowed(session: Session, row: dict[str, Any], queued: dict[str, Any]) -> None:
