@@ -1,6 +1,6 @@
 """Where one decision's CPU goes, stage by stage, in-process (no HTTP server, no profiler overhead).
 
-    python bench/decision_stages.py [--backend sqlite|postgresql|both] [--requests 3000]
+    python bench/decision_stages.py [--backend sqlite|postgresql|both] [--requests 3000] [--threads N ...]
 
 The gateway app is called as gunicorn calls it (a WSGI environ per request, one request at a time) with
 the same 64 consents as ``bench/decisions.py``; the bare Flask endpoint the same way. Each stage is
@@ -8,6 +8,10 @@ timed by wrapping the function that does it with a wall-clock timer (one request
 time is CPU time plus the database's own time; on PostgreSQL that includes the round trips). Stages
 nest (indented). Audit sequencing is not included: in ``serve`` it runs on the ticker thread (see
 ``bench/decisions.py`` for its share under load).
+
+Then the whole request again from 1, 2 and 4 threads at once (``--threads``): CPU (user and system) and
+voluntary context switches per request. Same app, same requests: the difference is what threads cost
+a gateway whose every database call lets go of the GIL.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -89,7 +94,29 @@ def _timed(spent: dict[str, float], label: str, fn: Callable[..., Any]) -> Calla
     return wrapper
 
 
-def stages(backend: str, pg_url: str, requests: int) -> dict[str, Any]:
+def threaded(app: Any, headers: dict[str, str], bodies: list[bytes], requests: int,
+             threads: int) -> dict[str, float]:
+    """The whole request, called from ``threads`` threads at once: CPU and context switches per request.
+
+    Nothing else differs from the one-thread figure, so the difference is what threads cost: every
+    database call lets go of the GIL, and with another thread waiting for it each one is a switch.
+    """
+    each = max(1, requests // threads)
+    before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    workers = [threading.Thread(target=_call, args=(app, headers, bodies, each)) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
+    done = each * threads
+    return {"threads": threads, "requests_per_second": round(done / elapsed, 1),
+            "user_us_per_request": round((after.ru_utime - before.ru_utime) / done * 1e6, 1),
+            "system_us_per_request": round((after.ru_stime - before.ru_stime) / done * 1e6, 1),
+            "voluntary_switches_per_request": round((after.ru_nvcsw - before.ru_nvcsw) / done, 1)}
+
+
+def stages(backend: str, pg_url: str, requests: int, threads: tuple[int, ...] = ()) -> dict[str, Any]:
     import importlib
 
     import bare_app
@@ -127,21 +154,26 @@ def stages(backend: str, pg_url: str, requests: int) -> dict[str, Any]:
         cpu_per_request = (time.process_time() - cpu) / requests
         measured = {label: round(spent[label] / requests * 1e6, 1) for label, _, _ in STAGES}
         bare = _call(bare_app.app, headers, bodies, requests)
+        # The stage timers stay wrapped; they cost the same in every thread count.
+        by_threads = [threaded(app, headers, bodies, requests, n) for n in threads]
     return {"backend": backend, "us_per_request": round(per_request * 1e6, 1),
             "cpu_us_per_request": round(cpu_per_request * 1e6, 1), "bare_us_per_request": round(bare * 1e6, 1),
-            "stages_us": measured}
+            "stages_us": measured, "threads": by_threads}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--threads", type=int, nargs="*", default=[1, 2, 4], metavar="N",
+                        help="also call the whole request from N threads at once (CPU and context switches "
+                             "per request); none to skip")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL",
                                                            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     loadavg_before = os.getloadavg()
-    results = [stages(b, args.pg_url, args.requests) for b in backends]
+    results = [stages(b, args.pg_url, args.requests, tuple(args.threads)) for b in backends]
     print(json.dumps({"loadavg_before": loadavg_before, "loadavg_after": os.getloadavg(), "results": results},
                      indent=2))
     print()
@@ -153,6 +185,14 @@ def main() -> None:
     print("| whole request, CPU of this process | " + " | ".join(str(r["cpu_us_per_request"]) for r in results)
           + " |")
     print("| bare Flask endpoint (app only) | " + " | ".join(str(r["bare_us_per_request"]) for r in results) + " |")
+    if args.threads:
+        print()
+        print("| database | threads | req/s | user µs/request | system µs/request | voluntary switches/request |")
+        print("|---|---|---|---|---|---|")
+        for r in results:
+            for t in r["threads"]:
+                print(f"| {r['backend']} | {t['threads']} | {t['requests_per_second']} | {t['user_us_per_request']} | "
+                      f"{t['system_us_per_request']} | {t['voluntary_switches_per_request']} |")
 
 
 if __name__ == "__main__":
