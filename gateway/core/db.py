@@ -64,7 +64,8 @@ def is_standalone(statement: Executable) -> bool:
 
 
 def begin_pending(connection: Any) -> None:
-    """Begin SQLite's deferred write transaction now, for a statement run on the driver's cursor directly."""
+    """Begin SQLite's deferred write transaction now, if it is still pending: before the first statement
+    that is not a standalone read, whether SQLAlchemy runs it or :mod:`gateway.core.prepared` does."""
     begin = connection.info.pop(_PENDING_BEGIN, None)
     if begin is not None:
         connection.connection.driver_connection.begin(begin)
@@ -103,13 +104,11 @@ def _sqlite_begin(conn: Any) -> None:
     conn.info[_PENDING_BEGIN] = "BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE"
 
 
-def _sqlite_begin_before(conn: Any, cursor: Any, _statement: str, _parameters: Any, context: Any,
+def _sqlite_begin_before(conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
                          _executemany: bool) -> None:
-    begin = conn.info.get(_PENDING_BEGIN)
-    if begin is None or (context is not None and context.execution_options.get(_STANDALONE)):
+    if context is not None and context.execution_options.get(_STANDALONE):
         return
-    del conn.info[_PENDING_BEGIN]
-    cursor.connection.begin(begin)
+    begin_pending(conn)
 
 
 # Threads at the head of a writer queue: a thread that already holds it (one transaction nested in
