@@ -19,7 +19,7 @@ caller commits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,12 +43,15 @@ from consent.policy import (
 
 __all__ = [
     "FACTS",
+    "USE",
     "Enforcement",
     "UnreadableConsentState",
+    "UseTaker",
     "enforce",
     "enforce_views",
     "load_views",
     "subjects_of",
+    "take_use",
     "view_of",
 ]
 
@@ -96,17 +99,18 @@ def enforce(
 
 def enforce_views(
     session: Session, request: DecisionRequest, views: Sequence[ConsentView], *, algorithm: AlgorithmView | None,
-    now: datetime, journal: Journal,
+    now: datetime, journal: Journal, take: UseTaker | None = None,
 ) -> Enforcement:
     """:func:`enforce` on consents the caller has just read (``views``: the named ones as stored).
 
     The read may have been outside this transaction: an allow is still only an allow if each use can
-    be taken at the row, where status and count are checked again.
+    be taken at the row, where status and count are checked again. ``take`` runs :data:`USE` (see
+    :func:`take_use`, the default); a caller with a cheaper way to run the same statement passes it.
     """
     subjects = {view.id: view.subject_id for view in views}
     decision = decide(views, request, algorithm, now)
     if decision.allowed:
-        decision = _take_uses(session, request, algorithm, now, journal)
+        decision = _take_uses(session, request, algorithm, now, journal, take=take or take_use)
     return Enforcement(decision=decision, subjects=subjects)
 
 
@@ -159,9 +163,14 @@ def _bound_modalities(bindings: Any) -> frozenset[str]:
     return frozenset(bindings)
 
 
+def take_use(session: Session, params: Mapping[str, Any]) -> Any:
+    """Run :data:`USE` in the session's transaction: the row it updated, or None if it refused."""
+    return session.connection().execute(USE, dict(params)).first()
+
+
 def _take_uses(
     session: Session, request: DecisionRequest, algorithm: AlgorithmView | None, now: datetime,
-    journal: Journal,
+    journal: Journal, *, take: UseTaker,
 ) -> Decision:
     # With several consents, a savepoint gives back the uses already taken if a later one cannot be
     # used, while the caller's transaction (which records the deny) carries on. One consent needs
@@ -172,7 +181,7 @@ def _take_uses(
     # Sorted, so two decisions naming the same consents lock them in the same order and cannot
     # deadlock each other on PostgreSQL.
     for consent_id in consent_ids:
-        taken = session.connection().execute(_USE, {"consent_id": consent_id, "now": now}).first()
+        taken = take(session, {"consent_id": consent_id, "now": now})
         if taken is None:
             if savepoint is not None:
                 savepoint.rollback()
@@ -213,7 +222,11 @@ def _use_statement() -> Any:
     )
 
 
-_USE = _use_statement()
+# The conditional UPDATE that takes one use; it returns the consent's id, client_id, subject_id,
+# status, uses and max_uses as written.
+USE = _use_statement()
+# Runs USE with its parameters in the session's transaction: the returned row, or None.
+UseTaker = Callable[[Session, Mapping[str, Any]], Any]
 
 
 def _reason_after_race(

@@ -34,6 +34,10 @@ def init_app(app: Flask) -> None:
         session = g.get("db_session")
         if session is None:
             return response
+        if not session.in_transaction() and not session.dirty:
+            # Committed early (the decision view) or never used: committing would only begin and end
+            # an empty transaction.
+            return response
         if g.get("failed"):
             session.rollback()
             return response

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from audit.models import QueuedEntry
 from consent import jws
-from consent.enforcement import FACTS, enforce_views, subjects_of, view_of
+from consent.enforcement import FACTS, USE, enforce_views, subjects_of, view_of
 from consent.journal import Journal, Party
 from consent.models import Consent
 from consent.policy import ALLOW, AlgorithmView, ConsentView, Decision, DecisionRequest, decide
@@ -146,7 +146,8 @@ def make_decision(
         expires_at = whole_seconds(now) + ticket_ttl
         ticket = _sign_ticket(request, decision_id, signer, now, expires_at)
         queued = _built_ahead(journal, actor, decision_id, request, decision=ALLOW, subjects=subjects)
-    decision = enforce_views(session, request, views, algorithm=algorithm, now=now, journal=journal).decision
+    decision = enforce_views(session, request, views, algorithm=algorithm, now=now, journal=journal,
+                             take=_take_use).decision
     row["allowed"] = decision.allowed
     row["reason"] = None if decision.reason is None else decision.reason.value
     row["ticket_expires_at"] = expires_at if decision.allowed else None
@@ -264,6 +265,15 @@ def _inserts() -> tuple[Prepared, Prepared, Prepared]:
 
 _FACTS_OF_ONE, _FACTS_OF_MANY = Prepared(_facts_statement(one=True)), _facts_statement(one=False)
 _INSERT_DECISION, _INSERT_QUEUED, _INSERT_BOTH = _inserts()
+
+
+_TAKE_USE = Prepared(USE)
+
+
+def _take_use(session: Session, params: Mapping[str, Any]) -> Any:
+    """consent's conditional UPDATE, run as a prebuilt statement (see :func:`consent.enforcement.take_use`)."""
+    rows = _TAKE_USE.rows(session.connection(), params)
+    return rows[0] if rows else None
 
 
 def _read_facts(session: Session, request: DecisionRequest) -> tuple[list[ConsentView], AlgorithmView | None]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Flask
 from flask.blueprints import BlueprintSetupState
 
 from gateway.consents.notify import build as build_notifier
+from gateway.http.portal.session import CookieSessions
 
 bp = Blueprint("portal", __name__)
 
@@ -13,6 +14,8 @@ bp = Blueprint("portal", __name__)
 @bp.record_once
 def _configure(state: BlueprintSetupState) -> None:
     app = state.app
+    if isinstance(app, Flask):
+        app.session_interface = CookieSessions()
     # A misconfigured notifier must stop the start, not the first person who asks for a code.
     build_notifier(str(app.config["NOTIFIER"]), str(app.config.get("WEBHOOK_SECRET", "")))
     if str(app.config["ISSUER"]).startswith("https://"):
