@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from consent import jws
@@ -223,12 +223,18 @@ def get_consent(
     client_id: str | None = None,
     subject_id: str | None = None,
     for_update: bool = False,
+    read_options: Mapping[str, Any] | None = None,
 ) -> Consent:
-    """The consent, brought up to date (lazy expiry); scoped to an app or a subject when given."""
-    query = select(Consent).where(Consent.id == consent_id)
-    if for_update:
-        query = query.with_for_update()
-    consent = session.scalars(query).first()
+    """The consent, brought up to date (lazy expiry); scoped to an app or a subject when given.
+
+    ``read_options`` are execution options for the read, from a caller that knows how its database
+    runs it (the gateway marks a plain read as needing no write transaction). Bringing the status up to
+    date stays safe after such a read: the write is conditional on the row still being active.
+    """
+    query = _BY_ID_FOR_UPDATE if for_update else _BY_ID
+    if read_options:
+        query = query.execution_options(**read_options)
+    consent = session.scalars(query, {"consent_id": consent_id}).first()
     if (
         consent is None
         or (client_id is not None and consent.client_id != client_id)
@@ -238,6 +244,11 @@ def get_consent(
         raise ConsentNotFound(f"no consent {consent_id!r}")
     refresh_status(session, consent, journal, now)
     return consent
+
+
+# Built once: a statement built per call cost more than running it.
+_BY_ID = select(Consent).where(Consent.id == bindparam("consent_id"))
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
 
 
 def list_consents(

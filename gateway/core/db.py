@@ -26,8 +26,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
@@ -57,6 +58,10 @@ def standalone(statement: E) -> E:
     For statements built once at import time (marking copies the statement).
     """
     return statement.execution_options(**{_STANDALONE: True})
+
+
+# The same mark as execution options, for a read a domain function builds (``read_options=``).
+STANDALONE_READ: Mapping[str, Any] = MappingProxyType({_STANDALONE: True})
 
 
 def is_standalone(statement: Executable) -> bool:

@@ -25,7 +25,7 @@ from gateway.auth.models import OAuthClient
 from gateway.auth.oauth import require
 from gateway.consents.services import algorithm_lookup, end_for_app, verify_presented_record
 from gateway.core.clock import utcnow
-from gateway.core.db import db
+from gateway.core.db import STANDALONE_READ, db
 from gateway.core.problems import Problem
 from gateway.core.times import format_optional
 from gateway.http import openapi
@@ -250,8 +250,9 @@ def list_consents() -> Response:
 @require("consent:read")
 def get_consent(consent_id: str) -> Response:
     now = utcnow()
+    # A plain read: on SQLite it does not queue behind writers (a lazy expiry still writes, conditionally).
     row = lifecycle.get_consent(db.session, consent_id, client_id=g.client_id,
-                                journal=request_journal(now), now=now)
+                                journal=request_journal(now), now=now, read_options=STANDALONE_READ)
     return jsonify(consent_json(row))
 
 
