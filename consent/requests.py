@@ -123,18 +123,21 @@ def create_request(
         created_at=now,
         expires_at=now + ttl,
     )
-    try:
-        # Two retries may arrive at once: the unique (client, key) lets one insert win; the savepoint
-        # keeps the loser's transaction usable so it can answer with the winner's request.
-        with session.begin_nested():
-            session.add(request)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        winner = _by_key(session, requester.client_id, idempotency_key)
-        if winner is None:
-            raise
-        return _replayed(session, winner, fingerprint, journal, now), False
+    if idempotency_key is None:
+        # Nothing to recover from (the id is new and random): no savepoint, whose two statements cost
+        # more than the insert.
+        session.add(request)
+    else:
+        try:
+            # Two retries may arrive at once: the unique (client, key) lets one insert win; the savepoint
+            # keeps the loser's transaction usable so it can answer with the winner's request.
+            with session.begin_nested():
+                session.add(request)
+        except IntegrityError:
+            winner = _by_key(session, requester.client_id, idempotency_key)
+            if winner is None:
+                raise
+            return _replayed(session, winner, fingerprint, journal, now), False
     journal.record(
         "consent_request.created",
         Party("client", requester.client_id),

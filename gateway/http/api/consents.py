@@ -24,6 +24,7 @@ from consent.subjects import CONTACT_PATTERN, MAX_CONTACT_LENGTH, parse_contact
 from gateway.auth.models import OAuthClient
 from gateway.auth.oauth import require
 from gateway.consents.services import algorithm_lookup, end_for_app, verify_presented_record
+from gateway.core.boundary import commit_early
 from gateway.core.clock import utcnow
 from gateway.core.db import STANDALONE_READ, db
 from gateway.core.problems import Problem
@@ -188,7 +189,8 @@ def create_consent_request() -> tuple[Response, int, dict[str, str]]:
     body = parse_body(ConsentRequestBody)
     key = _idempotency_key()
     contact = parse_contact(body.subject.contact) if body.subject.contact is not None else None
-    client = db.session.get(OAuthClient, g.client_id)
+    # A plain read: on SQLite the write lock is taken by the request's first write, not here.
+    client = db.session.get(OAuthClient, g.client_id, execution_options=STANDALONE_READ)
     if client is None:
         raise Problem(401, "invalid_token", "the token's client no longer exists")
     now = utcnow()
@@ -210,6 +212,8 @@ def create_consent_request() -> tuple[Response, int, dict[str, str]]:
         now=now,
         ttl=_request_ttl(),
     )
+    # Committed before the answer is rendered, as a decision is: the write lock is let go sooner.
+    commit_early()
     headers = {"Location": f"/v1/consent-requests/{row.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
