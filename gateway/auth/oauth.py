@@ -87,6 +87,7 @@ class BearerToken:
     issued_at: int
     expires_in: int
     revoked: bool
+    redirect_uris: tuple[str, ...] = ()  # the app's, as registered
 
     def get_scope(self) -> str:
         return self.scope
@@ -102,10 +103,14 @@ class BearerToken:
 
 
 _TOKENS = OAuthToken.__table__.c
+_CLIENTS = OAuthClient.__table__.c
 # Built once (a request pays for running it, not for building it); standalone: it runs before the
-# request takes SQLite's write lock, if it takes it at all.
+# request takes SQLite's write lock, if it takes it at all. The app's redirect URIs come with the token
+# (one statement, not a second read where a view needs them); a token whose app is gone matches nothing.
 _BEARER = Prepared(standalone(
-    select(_TOKENS.client_id, _TOKENS.scope, _TOKENS.issued_at, _TOKENS.expires_in, _TOKENS.revoked)
+    select(_TOKENS.client_id, _TOKENS.scope, _TOKENS.issued_at, _TOKENS.expires_in, _TOKENS.revoked,
+           _CLIENTS.redirect_uris)
+    .join_from(OAuthToken.__table__, OAuthClient.__table__, _CLIENTS.client_id == _TOKENS.client_id)
     .where(_TOKENS.access_token_hash == bindparam("token_hash"))
 ))
 
@@ -118,7 +123,8 @@ def _bearer_token(token_string: str) -> BearerToken | None:
         return None
     row = rows[0]
     return BearerToken(client_id=row.client_id, scope=row.scope, issued_at=row.issued_at,
-                       expires_in=row.expires_in, revoked=bool(row.revoked))
+                       expires_in=row.expires_in, revoked=bool(row.revoked),
+                       redirect_uris=tuple(row.redirect_uris or ()))
 
 
 class _ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
@@ -219,7 +225,8 @@ def _problem_for(error: OAuth2Error) -> Problem:
 
 
 def require(*scopes: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Protect a view: a live token holding ALL of ``scopes`` (g.client_id is set for the view)."""
+    """Protect a view: a live token holding ALL of ``scopes`` (g.client_id, g.token_scopes and
+    g.client_redirect_uris are set for the view)."""
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
@@ -250,6 +257,7 @@ def authenticate(*scopes: str) -> BearerToken:
         raise _problem_for(error) from error
     g.client_id = token.client_id
     g.token_scopes = frozenset(token.scope.split())
+    g.client_redirect_uris = token.redirect_uris
     return token
 
 

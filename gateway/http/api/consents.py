@@ -21,7 +21,6 @@ from consent import requests as consent_requests
 from consent.models import CONSENT_STATUSES, Consent, ConsentRequest
 from consent.operations import OPERATIONS
 from consent.subjects import CONTACT_PATTERN, MAX_CONTACT_LENGTH, parse_contact
-from gateway.auth.models import OAuthClient
 from gateway.auth.oauth import require
 from gateway.consents.services import algorithm_lookup, end_for_app, verify_presented_record
 from gateway.core.boundary import commit_early
@@ -189,14 +188,11 @@ def create_consent_request() -> tuple[Response, int, dict[str, str]]:
     body = parse_body(ConsentRequestBody)
     key = _idempotency_key()
     contact = parse_contact(body.subject.contact) if body.subject.contact is not None else None
-    # A plain read: on SQLite the write lock is taken by the request's first write, not here.
-    client = db.session.get(OAuthClient, g.client_id, execution_options=STANDALONE_READ)
-    if client is None:
-        raise Problem(401, "invalid_token", "the token's client no longer exists")
     now = utcnow()
     row, created = consent_requests.create_request(
         db.session,
-        requester=consent_requests.Requester(client.client_id, tuple(client.redirect_uris)),
+        # The app's redirect URIs were read with its token.
+        requester=consent_requests.Requester(g.client_id, g.client_redirect_uris),
         terms=consent_requests.RequestTerms(
             operations=tuple(body.operations), purpose=body.purpose,
             algorithms=None if body.algorithms is None else tuple(body.algorithms),
