@@ -8,8 +8,12 @@ writers queue instead of one failing at commit. The BEGIN is sent with the trans
 statement, not before it, so that reads marked :func:`standalone` run first, each its own snapshot,
 without the lock: a request that reads its token and the facts of a decision holds the write lock only
 for its writes. Whatever such a read saw must be re-checked by the write that relies on it (the
-conditional UPDATE of a decision does that). On PostgreSQL the mark changes nothing: every statement of
-a transaction already sees what was committed before it (READ COMMITTED).
+conditional UPDATE of a decision does that).
+
+PostgreSQL transactions begin the same way: the connection runs in autocommit mode and ``BEGIN`` is
+sent before the first statement that is not a standalone read, so a request that only reads (its token,
+a consent) sends neither ``BEGIN`` nor ``COMMIT``: two round trips of four. What a read sees does not
+change: under READ COMMITTED every statement already takes its own snapshot, in a transaction or not.
 
 Writers to one SQLite file queue on an exclusive ``flock`` of a file beside it before BEGIN IMMEDIATE,
 and let go once their transaction has ended. SQLite's own busy handler polls, sleeping 1, 2, 5, 10 …
@@ -69,11 +73,16 @@ def is_standalone(statement: Executable) -> bool:
 
 
 def begin_pending(connection: Any) -> None:
-    """Begin SQLite's deferred write transaction now, if it is still pending: before the first statement
-    that is not a standalone read, whether SQLAlchemy runs it or :mod:`gateway.core.prepared` does."""
+    """Begin the deferred transaction now, if it is still pending: before the first statement that is
+    not a standalone read, whether SQLAlchemy runs it or :mod:`gateway.core.prepared` does."""
     begin = connection.info.pop(_PENDING_BEGIN, None)
-    if begin is not None:
-        connection.connection.driver_connection.begin(begin)
+    if begin is None:
+        return
+    driver = connection.connection.driver_connection
+    if isinstance(driver, _SQLiteConnection):
+        driver.begin(begin)  # after its place in the writer queue
+    else:
+        driver.execute(begin).close()
 
 
 def engine_for(url: str, **kwargs: Any) -> Engine:
@@ -89,31 +98,54 @@ def engine_for(url: str, **kwargs: Any) -> Engine:
         # pysqlite's own transaction handling defers BEGIN; we emit BEGIN IMMEDIATE ourselves with the
         # first statement that is not a standalone read. Read-only sessions (long exports) begin
         # deferred so they never hold the write lock.
-        event.listen(engine, "begin", _sqlite_begin)
-        event.listen(engine, "before_cursor_execute", _sqlite_begin_before)
-        event.listen(engine, "commit", _sqlite_end)
-        event.listen(engine, "rollback", _sqlite_end)
+        _begin_when_needed(engine)
         return engine
     pre_ping = kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     # A dead database must turn into a fast 503, not a request hanging on connect.
     engine = create_engine(url, connect_args={"connect_timeout": 3}, **kwargs)
+    # BEGIN is ours to send (see the module docstring): psycopg in autocommit mode sends none itself,
+    # and its commit() and rollback() still end the transaction we began (and do nothing otherwise).
+    event.listen(engine, "connect", _pg_autocommit)
+    _begin_when_needed(engine)
     if not pre_ping:
         event.listen(engine, "checkin", _checked_in)
         event.listen(engine, "checkout", _idle_ping(engine.dialect))
     return engine
 
 
-def _sqlite_begin(conn: Any) -> None:
-    conn.info[_PENDING_BEGIN] = "BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE"
+def _begin_when_needed(engine: Engine) -> None:
+    """A transaction's BEGIN waits for its first statement that is not a standalone read."""
+    event.listen(engine, "begin", _begin_later)
+    event.listen(engine, "before_cursor_execute", _begin_before)
+    event.listen(engine, "commit", _forget_begin)
+    event.listen(engine, "rollback", _forget_begin)
 
 
-def _sqlite_begin_before(conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
-                         _executemany: bool) -> None:
+def _pg_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.autocommit = True
+
+
+def _begin_later(conn: Any) -> None:
+    if conn.dialect.name != "sqlite" or conn.get_execution_options().get("read_only"):
+        conn.info[_PENDING_BEGIN] = "BEGIN"
+    else:
+        conn.info[_PENDING_BEGIN] = "BEGIN IMMEDIATE"
+
+
+def _begin_before(conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
+                  _executemany: bool) -> None:
     if context is not None and context.execution_options.get(_STANDALONE):
         return
     begin_pending(conn)
+
+
+def _forget_begin(conn: Any) -> None:
+    # A transaction that ran nothing but standalone reads never began in the database: nothing to end.
+    # (A connection lost mid-transaction has no state left to forget; the next one begins afresh.)
+    if not conn.invalidated:
+        conn.info.pop(_PENDING_BEGIN, None)
 
 
 # Threads at the head of a writer queue: a thread that already holds it (one transaction nested in
@@ -172,11 +204,6 @@ class _SQLiteConnection(sqlite3.Connection):
             self._holder = None
             assert self._fd is not None
             fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-
-def _sqlite_end(conn: Any) -> None:
-    # A transaction that ran nothing but standalone reads never began in SQLite: nothing to end.
-    conn.info.pop(_PENDING_BEGIN, None)
 
 
 def _checked_in(_dbapi_connection: Any, record: Any) -> None:
