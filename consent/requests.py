@@ -8,7 +8,7 @@ entry, by whichever reader touches the request first.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -163,9 +163,14 @@ def get_request(
     journal: Journal,
     now: datetime,
     client_id: str | None = None,
+    read_options: Mapping[str, Any] | None = None,
 ) -> ConsentRequest:
-    """The request (expired lazily if its time has passed). With ``client_id``, only that app's."""
-    request = session.get(ConsentRequest, request_id)
+    """The request (expired lazily if its time has passed). With ``client_id``, only that app's.
+
+    ``read_options`` are execution options for the read (see :func:`consent.lifecycle.get_consent`); the
+    lazy expiry stays safe after any read: it is conditional on the request still being pending.
+    """
+    request = session.get(ConsentRequest, request_id, execution_options=read_options or {})
     if request is None or (client_id is not None and request.client_id != client_id):
         # Another app's id answers exactly like an unknown one, so ids do not leak across apps.
         raise RequestNotFound(f"no consent request {request_id!r}")

@@ -224,8 +224,9 @@ def _request_ttl() -> timedelta:
 @require("consent:read")
 def get_consent_request(request_id: str) -> Response:
     now = utcnow()
+    # Apps poll this while the person decides: a plain read, which on SQLite does not queue behind writers.
     row = consent_requests.get_request(db.session, request_id, client_id=g.client_id,
-                                       journal=request_journal(now), now=now)
+                                       journal=request_journal(now), now=now, read_options=STANDALONE_READ)
     return jsonify(request_json(row))
 
 
