@@ -231,6 +231,8 @@ def get_consent(
     runs it (the gateway marks a plain read as needing no write transaction). Bringing the status up to
     date stays safe after such a read: the write is conditional on the row still being active.
     """
+    if for_update and read_options:
+        raise ValueError("a locking read runs in the transaction it locks for")
     query = _BY_ID_FOR_UPDATE if for_update else _BY_ID
     if read_options:
         query = query.execution_options(**read_options)

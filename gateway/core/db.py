@@ -82,7 +82,8 @@ def begin_pending(connection: Any) -> None:
     if isinstance(driver, _SQLiteConnection):
         driver.begin(begin)  # after its place in the writer queue
     else:
-        driver.execute(begin).close()
+        # psycopg: the simple protocol, so BEGIN never takes a prepared-statement slot.
+        driver.execute(begin, prepare=False).close()
 
 
 def engine_for(url: str, **kwargs: Any) -> Engine:
@@ -100,14 +101,19 @@ def engine_for(url: str, **kwargs: Any) -> Engine:
         # deferred so they never hold the write lock.
         _begin_when_needed(engine)
         return engine
+    if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() != "psycopg":
+        raise ValueError(f"the database is SQLite or PostgreSQL through psycopg 3 (postgresql+psycopg://…), "
+                         f"not {parsed.drivername}")
+    if "isolation_level" in kwargs:
+        raise ValueError("transactions begin as gateway.core.db begins them; no other isolation level")
     pre_ping = kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     # A dead database must turn into a fast 503, not a request hanging on connect.
-    engine = create_engine(url, connect_args={"connect_timeout": 3}, **kwargs)
-    # BEGIN is ours to send (see the module docstring): psycopg in autocommit mode sends none itself,
+    # BEGIN is ours to send (see the module docstring): in autocommit mode psycopg sends none itself,
     # and its commit() and rollback() still end the transaction we began (and do nothing otherwise).
-    event.listen(engine, "connect", _pg_autocommit)
+    # Set as SQLAlchemy's isolation level, so that a pooled connection is always reset to it.
+    engine = create_engine(url, connect_args={"connect_timeout": 3}, isolation_level="AUTOCOMMIT", **kwargs)
     _begin_when_needed(engine)
     if not pre_ping:
         event.listen(engine, "checkin", _checked_in)
@@ -123,10 +129,6 @@ def _begin_when_needed(engine: Engine) -> None:
     event.listen(engine, "rollback", _forget_begin)
 
 
-def _pg_autocommit(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.autocommit = True
-
-
 def _begin_later(conn: Any) -> None:
     if conn.dialect.name != "sqlite" or conn.get_execution_options().get("read_only"):
         conn.info[_PENDING_BEGIN] = "BEGIN"
@@ -136,7 +138,9 @@ def _begin_later(conn: Any) -> None:
 
 def _begin_before(conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
                   _executemany: bool) -> None:
-    if context is not None and context.execution_options.get(_STANDALONE):
+    # A server-side cursor (a streamed read) lives in a transaction even when it only reads.
+    options = context.execution_options if context is not None else {}
+    if options.get(_STANDALONE) and not options.get("stream_results"):
         return
     begin_pending(conn)
 
