@@ -263,8 +263,12 @@ def list_consents(
     status: str | None = None,
     limit: int = 50,
     after: tuple[datetime, str] | None = None,
+    read_options: Mapping[str, Any] | None = None,
 ) -> list[Consent]:
-    """Newest first, keyset-paged by ``(created_at, id)``; statuses are brought up to date first."""
+    """Newest first, keyset-paged by ``(created_at, id)``; statuses are brought up to date first.
+
+    ``read_options`` as for :func:`get_consent`: each status brought up to date is a conditional write.
+    """
     if client_id is None and subject_id is None:
         raise InvalidTerms("list consents of an app or of a subject")
     query = select(Consent)
@@ -278,6 +282,8 @@ def list_consents(
         created, last_id = after
         query = query.where(or_(Consent.created_at < created,
                                 (Consent.created_at == created) & (Consent.id < last_id)))
+    if read_options:
+        query = query.execution_options(**read_options)
     rows = list(session.scalars(query.order_by(Consent.created_at.desc(), Consent.id.desc()).limit(limit)))
     for consent in rows:
         refresh_status(session, consent, journal, now)

@@ -238,11 +238,14 @@ def list_consents() -> Response:
     now = utcnow()
     journal = request_journal(now)
     after = None
+    # Plain reads, as for one consent: on SQLite they do not queue behind writers.
     if query.cursor is not None:
-        last = lifecycle.get_consent(db.session, query.cursor, client_id=g.client_id, journal=journal, now=now)
+        last = lifecycle.get_consent(db.session, query.cursor, client_id=g.client_id, journal=journal, now=now,
+                                     read_options=STANDALONE_READ)
         after = (last.created_at, last.id)
     rows = lifecycle.list_consents(db.session, client_id=g.client_id, subject_id=query.subject,
-                                   status=query.status, limit=query.limit, after=after, journal=journal, now=now)
+                                   status=query.status, limit=query.limit, after=after, journal=journal, now=now,
+                                   read_options=STANDALONE_READ)
     next_cursor = rows[-1].id if len(rows) == query.limit else None
     return jsonify(consents=[consent_json(row) for row in rows], next_cursor=next_cursor)
 

@@ -1,5 +1,5 @@
-"""Reads do not queue behind writers: SQLite has one write lock, and reading a consent or polling a
-consent request must not take it (an app polls while the person decides; decisions write all the time)."""
+"""Reads do not queue behind writers: SQLite has one write lock, and reading or listing consents or polling
+a consent request must not take it (an app polls while the person decides; decisions write all the time)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,13 @@ def test_polling_a_consent_request_is_answered_while_another_process_holds_the_w
     created = create_consent_request(client, caller.token)
     assert _answered_while_locked(sqlite_url, lambda: client.get(
         f"/v1/consent-requests/{created['id']}", headers=bearer(caller.token)).status_code) == [200]
+
+
+def test_listing_consents_is_answered_while_another_process_holds_the_write_lock(
+    app: Flask, client: FlaskClient, caller: Caller, sqlite_url: str
+) -> None:
+    for _ in range(3):
+        make_consent(app, caller.app.client_id)
+    first = client.get("/v1/consents?limit=2", headers=bearer(caller.token)).get_json()
+    assert _answered_while_locked(sqlite_url, lambda: client.get(
+        f"/v1/consents?limit=2&cursor={first['next_cursor']}", headers=bearer(caller.token)).status_code) == [200]
