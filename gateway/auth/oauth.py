@@ -87,7 +87,7 @@ class BearerToken:
     issued_at: int
     expires_in: int
     revoked: bool
-    redirect_uris: tuple[str, ...] = ()  # the app's, as registered
+    redirect_uris: tuple[str, ...]  # the app's, as registered (read with the token)
 
     def get_scope(self) -> str:
         return self.scope
