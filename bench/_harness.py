@@ -426,20 +426,32 @@ def report(results: list[dict[str, Any]], *, loadavg_before: tuple[float, float,
     print(json.dumps({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                                   "loadavg_before": loadavg_before, "loadavg_after": os.getloadavg()},
                       "results": results}, indent=2))
-    compared = [r for r in results if "ratio" in r]
+    compared = [r for r in results if "ratio" in r or "floor_ratio" in r]
     if not compared:
         return
-    print()
-    print("| database | endpoint | gateway req/s | p50 ms | p99 ms | bare Flask req/s | p50 ms | p99 ms | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in compared:
+    gateways = [r for r in compared if "ratio" in r]
+    if gateways:
+        print()
+        print("| database | endpoint | gateway req/s | p50 ms | p99 ms | bare Flask req/s | p50 ms | p99 ms | ratio |")
+        print("|---|---|---|---|---|---|---|---|---|")
+    for r in gateways:
         g, b = r["gateway"], r["bare_flask"]
         print(f"| {r['backend']} | {r['endpoint']} | {g['rps']} | {g['p50_ms']} | {g['p99_ms']} | {b['rps']} | "
               f"{b['p50_ms']} | {b['p99_ms']} | {r['ratio']} |")
+    floors = [r for r in results if "floor_ratio" in r]
+    if floors:
+        print()
+        print("| database | the floor (bench/floor_app.py) req/s | p50 ms | p99 ms | ratio to bare Flask |")
+        print("|---|---|---|---|---|")
+        for r in floors:
+            f = r["floor"]
+            print(f"| {r['backend']} | {f['rps']} | {f['p50_ms']} | {f['p99_ms']} | {r['floor_ratio']} |")
     print()
     print("CPU ms per request (cores used):")
     for r in compared:
-        for side in ("gateway", "bare_flask"):
+        for side in ("gateway", "bare_flask", "floor"):
+            if side not in r:
+                continue
             cores = r[side]["cpu_cores"]
             parts = [f"{role} {ms} ({cores[role]})" for role, ms in r[side]["cpu_ms_per_request"].items()]
             print(f"  {r['backend']} {r['endpoint']} {side}: " + ", ".join(parts))

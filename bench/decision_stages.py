@@ -116,6 +116,16 @@ def threaded(app: Any, headers: dict[str, str], bodies: list[bytes], requests: i
             "voluntary_switches_per_request": round((after.ru_nvcsw - before.ru_nvcsw) / done, 1)}
 
 
+def _floor(url: str, headers: dict[str, str], bodies: list[bytes], requests: int) -> float:
+    """``bench/floor_app.py`` on the same database: the least a decision can cost in a Flask view."""
+    import importlib
+
+    os.environ["FLOOR_DATABASE_URL"] = url
+    floor_app = importlib.reload(importlib.import_module("floor_app"))  # it reads the URL as it loads
+    _call(floor_app.app, headers, bodies, 300)
+    return _call(floor_app.app, headers, bodies, requests)
+
+
 def stages(backend: str, pg_url: str, requests: int, threads: tuple[int, ...] = ()) -> dict[str, Any]:
     import importlib
 
@@ -154,10 +164,12 @@ def stages(backend: str, pg_url: str, requests: int, threads: tuple[int, ...] = 
         cpu_per_request = (time.process_time() - cpu) / requests
         measured = {label: round(spent[label] / requests * 1e6, 1) for label, _, _ in STAGES}
         bare = _call(bare_app.app, headers, bodies, requests)
+        floor = _floor(url, headers, bodies, requests)
         # The stage timers stay wrapped; they cost the same in every thread count.
         by_threads = [threaded(app, headers, bodies, requests, n) for n in threads]
     return {"backend": backend, "us_per_request": round(per_request * 1e6, 1),
             "cpu_us_per_request": round(cpu_per_request * 1e6, 1), "bare_us_per_request": round(bare * 1e6, 1),
+            "floor_us_per_request": round(floor * 1e6, 1),
             "stages_us": measured, "threads": by_threads}
 
 
@@ -185,6 +197,8 @@ def main() -> None:
     print("| whole request, CPU of this process | " + " | ".join(str(r["cpu_us_per_request"]) for r in results)
           + " |")
     print("| bare Flask endpoint (app only) | " + " | ".join(str(r["bare_us_per_request"]) for r in results) + " |")
+    print("| the floor, bench/floor_app.py (app only) | "
+          + " | ".join(str(r["floor_us_per_request"]) for r in results) + " |")
     if args.threads:
         print()
         print("| database | threads | req/s | user µs/request | system µs/request | voluntary switches/request |")

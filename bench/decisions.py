@@ -33,10 +33,13 @@ from _harness import (
     free_port,
     gateway_app,
     gateway_server,
+    load,
     load_bare,
     load_gateway,
+    postgres_backends,
     report,
     set_layout,
+    wsgi_server,
 )
 
 from tests.factories import make_app_client, make_consent, register_algorithm
@@ -46,7 +49,7 @@ CONSENTS = 64
 
 
 def bench_backend(backend: str, pg_url: str, run: Run, *, which: str = "both",
-                  config: dict[str, str] | None = None) -> dict[str, Any]:
+                  config: dict[str, str] | None = None, floor: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {"backend": backend, "endpoint": "POST /v1/decisions"}
     with database(backend, pg_url) as url:
         port = free_port()
@@ -68,8 +71,19 @@ def bench_backend(backend: str, pg_url: str, run: Run, *, which: str = "both",
         if which in ("both", "bare"):
             bare = load_bare(requests, run, expect=201)
             result["bare_flask"] = bare.summary()
+        if floor:
+            # The same requests, the same database (its token, consents and algorithm), the least work.
+            with wsgi_server("bench.floor_app:app", free_port(), env={"FLOOR_DATABASE_URL": url}) as served:
+                least = load(served.url, requests, processes=run.processes,
+                             threads=max(1, run.clients // run.processes), seconds=run.seconds, expect=201,
+                                          watch={"floor workers": lambda: [served.process.pid, *served.worker_pids()],
+                                    **({"database server": postgres_backends(url)} if backend == "postgresql"
+                                       else {})})
+            result["floor"] = least.summary()
     if which == "both":
         result["ratio"] = round(gateway.throughput / bare.throughput, 3)
+    if floor and which in ("both", "bare"):
+        result["floor_ratio"] = round(least.throughput / bare.throughput, 3)
     return result
 
 
@@ -90,6 +104,8 @@ def main() -> None:
                         help="extra gateway configuration for an experiment (CONSENT_GATEWAY_NAME=VALUE)")
     parser.add_argument("--only", choices=["both", "gateway", "bare"], default="both",
                         help="run only one side (for profiling); the ratio needs both")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure bench/floor_app.py, the least a decision can cost in a Flask view")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL",
                                                            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
@@ -100,7 +116,7 @@ def main() -> None:
               profile_idle=not args.py_spy_cpu)
     config = dict(item.split("=", 1) for item in args.config)
     loadavg_before = os.getloadavg()
-    results = [bench_backend(b, args.pg_url, run, which=args.only, config=config) for b in backends]
+    results = [bench_backend(b, args.pg_url, run, which=args.only, config=config, floor=args.floor) for b in backends]
     report(results, loadavg_before=loadavg_before)
 
 

@@ -1,0 +1,190 @@
+"""The floor: the least a decision can cost in a Flask view, with every guarantee the gateway keeps.
+
+Not the gateway and not a way to build it: a yardstick beside ``bench/bare_app.py``. One plain Flask
+view on the gateway's own database does, with the DB-API cursor and hand-written SQL, exactly the work
+no implementation of ``POST /v1/decisions`` can skip without dropping a guarantee:
+
+- the bearer token, the algorithm and the named consent read on every request, in one statement (a
+  revocation, a suspension or a withdrawal is seen by the next request), and the token's expiry,
+  revocation and scope, the algorithm's status and operations, the consent's app, status, operations,
+  algorithms, window and uses checked;
+- the ticket signed (Ed25519, a compact JWS over the ticket's claims) before anything is written;
+- the writes, all or none: the conditional ``UPDATE … RETURNING`` that takes the use (status and count
+  re-checked at the row), the decision row and the audit queue row (RFC 8785 bytes). On SQLite one
+  ``BEGIN IMMEDIATE`` transaction with the gateway's PRAGMAs, writers queued on a ``flock`` as the
+  gateway's are; on PostgreSQL one statement (a CTE, atomic on its own), so a decision is two round trips.
+
+What it leaves out, and the gateway does: the audit ticker that sequences the entry into the log
+(~0.05 ms an entry, batched), request ids, problem+json errors, request validation against the
+schema, metrics, logging, the risk counter of denials (only allows are measured). So the ratio of
+this floor to the bare endpoint bounds from above what any Flask implementation of decisions can
+reach on this machine and server.
+
+The database is ``FLOOR_DATABASE_URL`` (a SQLite path or a ``postgresql://`` URL), prepared by
+``bench/decisions.py`` exactly as for the gateway; one connection per serving thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import Flask, Response, abort, jsonify, request
+
+app = Flask(__name__)
+
+URL = os.environ.get("FLOOR_DATABASE_URL", "")
+POSTGRES = URL.startswith("postgresql")
+KEY = Ed25519PrivateKey.generate()  # the gateway decrypts its key once per process too
+TICKET_TTL = timedelta(seconds=300)
+
+
+def _sql(text: str) -> str:
+    """Placeholders for the driver: sqlite3 takes ``?``, psycopg ``%s``."""
+    return text.replace("?", "%s") if POSTGRES else text
+
+
+# Reads: the token, the algorithm and the named consent in one statement (one round trip on PostgreSQL).
+READ = _sql("SELECT t.client_id, t.scope, t.issued_at, t.expires_in, t.revoked, a.status, a.operations, c.id, "
+            "c.client_id, c.subject_id, c.status, c.operations, c.algorithms, c.not_before, c.expires_at, "
+            "c.max_uses, c.uses FROM (SELECT 1) AS anchor "
+            "LEFT JOIN oauth_tokens t ON t.access_token_hash = ? "
+            "LEFT JOIN algorithms a ON a.filing_number = ? LEFT JOIN consents c ON c.id = ?")
+# Writes. The use: only if the consent is active with a use left at the row; the use that reaches the
+# limit ends the consent in the same statement (as consent.enforcement.USE).
+USE = ("UPDATE consents SET uses = uses + 1, "
+       "status = CASE WHEN max_uses IS NOT NULL AND uses + 1 >= max_uses THEN 'exhausted' ELSE status END, "
+       "ended_at = CASE WHEN max_uses IS NOT NULL AND uses + 1 >= max_uses THEN ? ELSE ended_at END, "
+       "ended_by = CASE WHEN max_uses IS NOT NULL AND uses + 1 >= max_uses THEN 'system' ELSE ended_by END "
+       "WHERE id = ? AND status = 'active' AND (max_uses IS NULL OR uses < max_uses) RETURNING id")
+DECISION_COLUMNS = ("INSERT INTO decisions (id, client_id, operation, algorithm, consents, media, allowed, reason, "
+                    "created_at, ticket_expires_at) ")
+QUEUED = "INSERT INTO audit_queue (ts, body) "
+# SQLite: three statements in one BEGIN IMMEDIATE … COMMIT. PostgreSQL: one statement, atomic on its own
+# (autocommit), so the writes are one round trip: the inserts happen only if the use was taken.
+SQLITE_WRITES = (USE, DECISION_COLUMNS + "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)", QUEUED + "VALUES (?, ?)")
+POSTGRES_WRITE = _sql(f"WITH used AS ({USE}), "  # noqa: S608 -- constants only; values are parameters
+                      f"decided AS ({DECISION_COLUMNS}SELECT ?, ?, ?, ?, ?, ?, ?, NULL, ?, ? FROM used RETURNING id) "
+                      f"{QUEUED}SELECT ?, ? FROM decided RETURNING id")
+
+_local = threading.local()
+
+
+def _connection() -> Any:
+    connection = getattr(_local, "connection", None)
+    if connection is None:
+        if POSTGRES:
+            import psycopg
+
+            connection = psycopg.connect(URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+        else:
+            import sqlite3
+
+            connection = sqlite3.connect(URL.removeprefix("sqlite:///"), isolation_level=None,
+                                         check_same_thread=False)
+            for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=30000", "synchronous=NORMAL"):
+                connection.execute(f"PRAGMA {pragma}")
+            # Writers queue on a flock, woken by the kernel, as the gateway's do (gateway/core/db.py):
+            # SQLite's own busy handler sleeps between tries and leaves the lock idle under load.
+            _local.lock = os.open(URL.removeprefix("sqlite:///") + ".floor-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        _local.connection = connection
+    return connection
+
+
+def _canonical(value: Any) -> bytes:
+    # RFC 8785's bytes for ASCII names, strings and integers (all a decision has): sorted, no whitespace.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value  # SQLite has text, PostgreSQL JSON
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _aware(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _write_sqlite(connection: Any, use: tuple[Any, ...], decision: tuple[Any, ...], queued: tuple[Any, ...]) -> bool:
+    fcntl.flock(_local.lock, fcntl.LOCK_EX)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if connection.execute(SQLITE_WRITES[0], use).fetchone() is None:
+                connection.execute("ROLLBACK")
+                return False
+            connection.execute(SQLITE_WRITES[1], decision)
+            connection.execute(SQLITE_WRITES[2], queued)
+            connection.execute("COMMIT")
+            return True
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    finally:
+        fcntl.flock(_local.lock, fcntl.LOCK_UN)
+
+
+@app.post("/v1/decisions")
+def decide() -> tuple[Response, int]:
+    now = datetime.now(UTC)
+    header = request.headers.get("Authorization", "")
+    body = request.get_json()
+    operation, algorithm, consent_ids, media = body["operation"], body["algorithm"], body["consents"], body["media"]
+    connection = _connection()
+    token_hash = hashlib.sha256(header.removeprefix("Bearer ").encode()).hexdigest()
+    (client_id, scope, issued_at, expires_in, revoked, algorithm_status, algorithm_operations, consent_id,
+     consent_client, subject, status, operations, algorithms, not_before, expires_at, max_uses, uses,
+     ) = connection.execute(READ, (token_hash, algorithm, consent_ids[0])).fetchone()
+    if client_id is None or revoked or issued_at + expires_in < time.time() or "edit:face" not in scope.split():
+        abort(401)
+    consented = _json(algorithms)
+    allowed = (algorithm_status == "active" and operation in _json(algorithm_operations)
+               and consent_id is not None and consent_client == client_id and status == "active"
+               and operation in _json(operations) and (consented is None or algorithm in consented)
+               and (not_before is None or _aware(not_before) <= now)  # type: ignore[operator]
+               and (expires_at is None or now < _aware(expires_at))  # type: ignore[operator]
+               and (max_uses is None or uses < max_uses))
+    if not allowed:
+        abort(403)
+    decision_id = "dec_" + secrets.token_urlsafe(16)
+    expires = now.replace(microsecond=0) + TICKET_TTL
+    claims = {"iss": "floor", "jti": decision_id, "sub": client_id, "alg_filing": algorithm, "op": operation,
+              "consents": consent_ids, "media": media, "iat": int(now.timestamp()), "exp": int(expires.timestamp()),
+              "binding": "not_checked"}
+    signing_input = _b64(b'{"alg":"EdDSA","typ":"ticket+jwt"}') + "." + _b64(_canonical(claims))
+    ticket = signing_input + "." + _b64(KEY.sign(signing_input.encode()))
+    entry = {"action": "decision.allowed", "actor": {"type": "app", "id": client_id}, "decision_id": decision_id,
+             "client_id": client_id, "operation": operation, "algorithm": algorithm, "consent_id": consent_id,
+             "subject": subject, "consents": consent_ids, "media": media, "ts": now.isoformat()}
+    stamp: Any = now if POSTGRES else now.replace(tzinfo=None).isoformat(" ")
+    media_map = {m["role"]: m["sha256"] for m in media}
+    decision = (decision_id, client_id, operation, algorithm, json.dumps(consent_ids), json.dumps(media_map), True,
+                stamp, expires if POSTGRES else expires.replace(tzinfo=None).isoformat(" "))
+    if POSTGRES:
+        taken = connection.execute(POSTGRES_WRITE, (stamp, consent_id, *decision, stamp, _canonical(entry))).fetchone()
+    else:
+        taken = _write_sqlite(connection, (stamp, consent_id), decision, (stamp, _canonical(entry)))
+    if not taken:
+        abort(409)  # a withdrawal or the last use won the row: nothing was written
+    return jsonify(algorithm=algorithm, allowed=True, consents=consent_ids, decision_id=decision_id,
+                   expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ"), media=media_map, operation=operation,
+                   ticket=ticket), 201
+
+
+@app.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
