@@ -5,7 +5,8 @@
 The gateway app is called as gunicorn calls it (a WSGI environ per request, one request at a time) with
 the same 64 consents as ``bench/decisions.py``; the bare Flask endpoint the same way. Each stage is
 timed by wrapping the function that does it with a wall-clock timer (one request at a time, so wall
-time is CPU time plus the database's own time; on PostgreSQL that includes the round trips). Stages
+time is CPU time plus the database's own time; on PostgreSQL that includes the round trips). Beside them,
+the bare Flask endpoint and ``bench/floor_app.py`` (the least a decision can cost) the same way. Stages
 nest (indented). Audit sequencing is not included: in ``serve`` it runs on the ticker thread (see
 ``bench/decisions.py`` for its share under load).
 

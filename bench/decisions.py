@@ -1,7 +1,7 @@
 """Decision throughput and latency over HTTP on loopback, against a bare Flask endpoint served the same way.
 
     python bench/decisions.py [--backend sqlite|postgresql|both] [--seconds 10] [--clients 16]
-                              [--py-spy DIR [--py-spy-cpu]] [--only gateway|bare] [--config NAME=VALUE]
+                              [--py-spy DIR [--py-spy-cpu]] [--only gateway|bare] [--floor] [--config NAME=VALUE]
                               [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 For each database: a migrated database with one app, one registered algorithm and 64 unlimited
@@ -13,6 +13,10 @@ the same gunicorn options with the same requests. Reported besides throughput an
 each side used per request (gateway workers, PostgreSQL's backends, the load generator), read from
 ``/proc/<pid>/stat``. Targets: gateway throughput >= 0.5 x the bare endpoint's on SQLite, >= 0.4 x on
 PostgreSQL, p99 <= 25 ms on both.
+
+``--floor`` also runs ``bench/floor_app.py`` on the same database with the same requests: the least a
+decision can cost in a Flask view with every guarantee kept, so the gateway can be read against what any
+implementation could reach (its ratio to the bare endpoint is reported as ``floor_ratio``).
 
 ``--py-spy DIR`` records every gateway worker during the measured phase (``bench/pyspy_summary.py``
 reads the files); ``--config NAME=VALUE`` sets ``CONSENT_GATEWAY_NAME`` for an experiment.
