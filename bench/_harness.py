@@ -441,15 +441,17 @@ def report(results: list[dict[str, Any]], *, loadavg_before: tuple[float, float,
     floors = [r for r in results if "floor_ratio" in r]
     if floors:
         print()
-        print("| database | the floor (bench/floor_app.py) req/s | p50 ms | p99 ms | ratio to bare Flask |")
-        print("|---|---|---|---|---|")
+        print("| database | the floor (bench/floor_app.py) | req/s | p50 ms | p99 ms | ratio to bare Flask |")
+        print("|---|---|---|---|---|---|")
         for r in floors:
-            f = r["floor"]
-            print(f"| {r['backend']} | {f['rps']} | {f['p50_ms']} | {f['p99_ms']} | {r['floor_ratio']} |")
+            for side, name in (("floor", "Flask view"), ("floor_wsgi", "no framework")):
+                f = r[side]
+                print(f"| {r['backend']} | {name} | {f['rps']} | {f['p50_ms']} | {f['p99_ms']} | "
+                      f"{r[side + '_ratio']} |")
     print()
     print("CPU ms per request (cores used):")
     for r in compared:
-        for side in ("gateway", "bare_flask", "floor"):
+        for side in ("gateway", "bare_flask", "floor", "floor_wsgi"):
             if side not in r:
                 continue
             cores = r[side]["cpu_cores"]

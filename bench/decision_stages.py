@@ -117,14 +117,17 @@ def threaded(app: Any, headers: dict[str, str], bodies: list[bytes], requests: i
             "voluntary_switches_per_request": round((after.ru_nvcsw - before.ru_nvcsw) / done, 1)}
 
 
-def _floor(url: str, headers: dict[str, str], bodies: list[bytes], requests: int) -> float:
-    """``bench/floor_app.py`` on the same database: the least a decision can cost in a Flask view."""
+def _floor(url: str, headers: dict[str, str], bodies: list[bytes], requests: int) -> tuple[float, float]:
+    """``bench/floor_app.py`` on the same database, as a Flask view and with no framework."""
     import importlib
 
     os.environ["FLOOR_DATABASE_URL"] = url
     floor_app = importlib.reload(importlib.import_module("floor_app"))  # it reads the URL as it loads
-    _call(floor_app.app, headers, bodies, 300)
-    return _call(floor_app.app, headers, bodies, requests)
+    timings = []
+    for served in (floor_app.app, floor_app.wsgi):
+        _call(served, headers, bodies, 300)
+        timings.append(_call(served, headers, bodies, requests))
+    return timings[0], timings[1]
 
 
 def stages(backend: str, pg_url: str, requests: int, threads: tuple[int, ...] = ()) -> dict[str, Any]:
@@ -165,12 +168,13 @@ def stages(backend: str, pg_url: str, requests: int, threads: tuple[int, ...] = 
         cpu_per_request = (time.process_time() - cpu) / requests
         measured = {label: round(spent[label] / requests * 1e6, 1) for label, _, _ in STAGES}
         bare = _call(bare_app.app, headers, bodies, requests)
-        floor = _floor(url, headers, bodies, requests)
+        floor, floor_wsgi = _floor(url, headers, bodies, requests)
         # The stage timers stay wrapped; they cost the same in every thread count.
         by_threads = [threaded(app, headers, bodies, requests, n) for n in threads]
     return {"backend": backend, "us_per_request": round(per_request * 1e6, 1),
             "cpu_us_per_request": round(cpu_per_request * 1e6, 1), "bare_us_per_request": round(bare * 1e6, 1),
             "floor_us_per_request": round(floor * 1e6, 1),
+            "floor_wsgi_us_per_request": round(floor_wsgi * 1e6, 1),
             "stages_us": measured, "threads": by_threads}
 
 
@@ -200,6 +204,8 @@ def main() -> None:
     print("| bare Flask endpoint (app only) | " + " | ".join(str(r["bare_us_per_request"]) for r in results) + " |")
     print("| the floor, bench/floor_app.py (app only) | "
           + " | ".join(str(r["floor_us_per_request"]) for r in results) + " |")
+    print("| the floor with no framework (app only) | "
+          + " | ".join(str(r["floor_wsgi_us_per_request"]) for r in results) + " |")
     if args.threads:
         print()
         print("| database | threads | req/s | user µs/request | system µs/request | voluntary switches/request |")

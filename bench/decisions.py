@@ -32,6 +32,8 @@ from typing import Any
 
 import httpx
 from _harness import (
+    Load,
+    Request,
     Run,
     database,
     free_port,
@@ -50,6 +52,14 @@ from tests.factories import make_app_client, make_consent, register_algorithm
 
 FILING = "BENCH-0001"
 CONSENTS = 64
+
+
+def _floor(target: str, url: str, backend: str, requests: list[Request], run: Run) -> Load:
+    with wsgi_server(target, free_port(), env={"FLOOR_DATABASE_URL": url}) as served:
+        return load(served.url, requests, processes=run.processes, threads=max(1, run.clients // run.processes),
+                    seconds=run.seconds, expect=201,
+                    watch={"floor workers": lambda: [served.process.pid, *served.worker_pids()],
+                           **({"database server": postgres_backends(url)} if backend == "postgresql" else {})})
 
 
 def bench_backend(backend: str, pg_url: str, run: Run, *, which: str = "both",
@@ -76,18 +86,15 @@ def bench_backend(backend: str, pg_url: str, run: Run, *, which: str = "both",
             bare = load_bare(requests, run, expect=201)
             result["bare_flask"] = bare.summary()
         if floor:
-            # The same requests, the same database (its token, consents and algorithm), the least work.
-            with wsgi_server("bench.floor_app:app", free_port(), env={"FLOOR_DATABASE_URL": url}) as served:
-                least = load(served.url, requests, processes=run.processes,
-                             threads=max(1, run.clients // run.processes), seconds=run.seconds, expect=201,
-                                          watch={"floor workers": lambda: [served.process.pid, *served.worker_pids()],
-                                    **({"database server": postgres_backends(url)} if backend == "postgresql"
-                                       else {})})
-            result["floor"] = least.summary()
+            # The same requests, the same database (its token, consents and algorithm), the least work:
+            # as a Flask view, then with no framework at all.
+            for side, target in (("floor", "bench.floor_app:app"), ("floor_wsgi", "bench.floor_app:wsgi")):
+                result[side] = _floor(target, url, backend, requests, run).summary()
     if which == "both":
         result["ratio"] = round(gateway.throughput / bare.throughput, 3)
     if floor and which in ("both", "bare"):
-        result["floor_ratio"] = round(least.throughput / bare.throughput, 3)
+        result["floor_ratio"] = round(result["floor"]["rps"] / bare.throughput, 3)
+        result["floor_wsgi_ratio"] = round(result["floor_wsgi"]["rps"] / bare.throughput, 3)
     return result
 
 

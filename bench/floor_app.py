@@ -20,6 +20,9 @@ schema, metrics, logging, the risk counter of denials (only allows are measured)
 this floor to the bare endpoint bounds from above what any Flask implementation of decisions can
 reach on this machine and server.
 
+``app`` serves it as a Flask view (the bare endpoint's framework); ``wsgi`` serves the same function with
+no framework at all, to bound what even leaving Flask could reach.
+
 The database is ``FLOOR_DATABASE_URL`` (a SQLite path or a ``postgresql://`` URL), prepared by
 ``bench/decisions.py`` exactly as for the gateway; one connection per serving thread.
 """
@@ -138,19 +141,22 @@ def _write_sqlite(connection: Any, use: tuple[Any, ...], decision: tuple[Any, ..
         fcntl.flock(_local.lock, fcntl.LOCK_UN)
 
 
-@app.post("/v1/decisions")
-def decide() -> tuple[Response, int]:
+class Refused(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+def decision(authorization: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The allow's answer, or :class:`Refused` with its HTTP status: 401, 403, or 409 when the row said no."""
     now = datetime.now(UTC)
-    header = request.headers.get("Authorization", "")
-    body = request.get_json()
     operation, algorithm, consent_ids, media = body["operation"], body["algorithm"], body["consents"], body["media"]
     connection = _connection()
-    token_hash = hashlib.sha256(header.removeprefix("Bearer ").encode()).hexdigest()
+    token_hash = hashlib.sha256(authorization.removeprefix("Bearer ").encode()).hexdigest()
     (client_id, scope, issued_at, expires_in, revoked, algorithm_status, algorithm_operations, consent_id,
      consent_client, subject, status, operations, algorithms, not_before, expires_at, max_uses, uses,
      ) = connection.execute(READ, (token_hash, algorithm, consent_ids[0])).fetchone()
     if client_id is None or revoked or issued_at + expires_in < time.time() or "edit:face" not in scope.split():
-        abort(401)
+        raise Refused(401)
     consented = _json(algorithms)
     allowed = (algorithm_status == "active" and operation in _json(algorithm_operations)
                and consent_id is not None and consent_client == client_id and status == "active"
@@ -159,7 +165,7 @@ def decide() -> tuple[Response, int]:
                and (expires_at is None or now < _aware(expires_at))  # type: ignore[operator]
                and (max_uses is None or uses < max_uses))
     if not allowed:
-        abort(403)
+        raise Refused(403)
     decision_id = "dec_" + secrets.token_urlsafe(16)
     expires = now.replace(microsecond=0) + TICKET_TTL
     claims = {"iss": "floor", "jti": decision_id, "sub": client_id, "alg_filing": algorithm, "op": operation,
@@ -172,19 +178,49 @@ def decide() -> tuple[Response, int]:
              "subject": subject, "consents": consent_ids, "media": media, "ts": now.isoformat()}
     stamp: Any = now if POSTGRES else now.replace(tzinfo=None).isoformat(" ")
     media_map = {m["role"]: m["sha256"] for m in media}
-    decision = (decision_id, client_id, operation, algorithm, json.dumps(consent_ids), json.dumps(media_map), True,
-                stamp, expires if POSTGRES else expires.replace(tzinfo=None).isoformat(" "))
+    row = (decision_id, client_id, operation, algorithm, json.dumps(consent_ids), json.dumps(media_map), True,
+           stamp, expires if POSTGRES else expires.replace(tzinfo=None).isoformat(" "))
     if POSTGRES:
-        taken = connection.execute(POSTGRES_WRITE, (stamp, consent_id, *decision, stamp, _canonical(entry))).fetchone()
+        taken = connection.execute(POSTGRES_WRITE, (stamp, consent_id, *row, stamp, _canonical(entry))).fetchone()
     else:
-        taken = _write_sqlite(connection, (stamp, consent_id), decision, (stamp, _canonical(entry)))
+        taken = _write_sqlite(connection, (stamp, consent_id), row, (stamp, _canonical(entry)))
     if not taken:
-        abort(409)  # a withdrawal or the last use won the row: nothing was written
-    return jsonify(algorithm=algorithm, allowed=True, consents=consent_ids, decision_id=decision_id,
-                   expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ"), media=media_map, operation=operation,
-                   ticket=ticket), 201
+        raise Refused(409)  # a withdrawal or the last use won the row: nothing was written
+    return {"algorithm": algorithm, "allowed": True, "consents": consent_ids, "decision_id": decision_id,
+            "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"), "media": media_map, "operation": operation,
+            "ticket": ticket}
+
+
+@app.post("/v1/decisions")
+def decide() -> tuple[Response, int]:
+    try:
+        return jsonify(decision(request.headers.get("Authorization", ""), request.get_json())), 201
+    except Refused as refused:
+        abort(refused.status)
 
 
 @app.get("/healthz")
 def healthz() -> Response:
     return jsonify(status="ok")
+
+
+_REASONS = {201: "201 Created", 200: "200 OK", 401: "401 Unauthorized", 403: "403 Forbidden", 404: "404 Not Found",
+            409: "409 Conflict"}
+
+
+def wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The same decision without Flask or Werkzeug: bounds what even leaving the framework could reach."""
+    answer: dict[str, Any]
+    if environ["PATH_INFO"] == "/healthz":
+        status, answer = 200, {"status": "ok"}
+    elif environ["PATH_INFO"] == "/v1/decisions" and environ["REQUEST_METHOD"] == "POST":
+        body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+        try:
+            status, answer = 201, decision(environ.get("HTTP_AUTHORIZATION", ""), body)
+        except Refused as refused:
+            status, answer = refused.status, {"status": refused.status}
+    else:
+        status, answer = 404, {"status": 404}
+    data = json.dumps(answer).encode()
+    start_response(_REASONS[status], [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]

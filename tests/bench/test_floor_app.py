@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
+from werkzeug.test import Client
 
 from audit.models import QueuedEntry
 from gateway.auth.models import OAuthToken
@@ -55,14 +57,22 @@ def _counts(app: Flask) -> tuple[int, int]:
                 db.session.scalar(select(func.count()).select_from(QueuedEntry)) or 0)
 
 
-def _decide(floor: ModuleType, token: str, consent_id: str) -> int:
+def _client(floor: ModuleType, front: str) -> Client:
+    """The Flask view, or the same decision served with no framework."""
+    return floor.app.test_client() if front == "app" else Client(floor.wsgi)
+
+
+def _decide(floor: ModuleType, front: str, token: str, consent_id: str) -> int:
     body = {"operation": "face_swap", "algorithm": FILING, "consents": [consent_id], "media": MEDIA}
-    response = floor.app.test_client().post("/v1/decisions", json=body, headers=bearer(token))
-    return response.status_code
+    return _client(floor, front).post("/v1/decisions", json=body, headers=bearer(token)).status_code
 
 
+FRONTS = pytest.mark.parametrize("front", ["app", "wsgi"])
+
+
+@FRONTS
 def test_an_allow_takes_one_use_and_writes_the_decision_and_its_entry(
-        app: Flask, client: FlaskClient, floor: ModuleType) -> None:
+        app: Flask, client: FlaskClient, floor: ModuleType, front: str) -> None:
     edit_app = make_app_client(app, scope="edit:face")
     register_algorithm(app, FILING, operations=("face_swap",))
     consent_id = make_consent(app, edit_app.client_id)
@@ -70,41 +80,43 @@ def test_an_allow_takes_one_use_and_writes_the_decision_and_its_entry(
     decisions, queued = _counts(app)
     body = {"operation": "face_swap", "algorithm": FILING, "consents": [consent_id], "media": MEDIA}
 
-    response = floor.app.test_client().post("/v1/decisions", json=body, headers=bearer(token))
+    response = _client(floor, front).post("/v1/decisions", json=body, headers=bearer(token))
 
     assert response.status_code == 201
     assert consent_row(app, consent_id) == ("active", 1)
     assert _counts(app) == (decisions + 1, queued + 1)
     public = floor.KEY.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-    claims = jwt.decode(response.get_json()["ticket"], public, algorithms=["EdDSA"])
-    assert claims["jti"] == response.get_json()["decision_id"]
+    answer = json.loads(response.get_data())
+    claims = jwt.decode(answer["ticket"], public, algorithms=["EdDSA"])
+    assert claims["jti"] == answer["decision_id"]
     assert claims["consents"] == [consent_id]
 
 
+@FRONTS
 def test_it_refuses_what_the_gateway_refuses_and_writes_nothing(
-        app: Flask, client: FlaskClient, floor: ModuleType) -> None:
+        app: Flask, client: FlaskClient, floor: ModuleType, front: str) -> None:
     edit_app = make_app_client(app, scope="edit:face")
     register_algorithm(app, FILING, operations=("face_swap",))
     withdrawn, limited, fine = (make_consent(app, edit_app.client_id),
                                 make_consent(app, edit_app.client_id, max_uses=1),
                                 make_consent(app, edit_app.client_id))
     token = token_for(client, edit_app)
-    assert _decide(floor, token, limited) == 201
+    assert _decide(floor, front, token, limited) == 201
     end_consent(app, withdrawn, "withdrawn")
     before = _counts(app)
 
-    assert _decide(floor, token, withdrawn) == 403
-    assert _decide(floor, token, limited) == 403  # its one use is taken
-    assert _decide(floor, token, "cns_unknown") == 403
+    assert _decide(floor, front, token, withdrawn) == 403
+    assert _decide(floor, front, token, limited) == 403  # its one use is taken
+    assert _decide(floor, front, token, "cns_unknown") == 403
     with app.app_context():
         db.session.execute(update(Algorithm).where(Algorithm.filing_number == FILING).values(status="suspended"))
         db.session.commit()
-    assert _decide(floor, token, fine) == 403
+    assert _decide(floor, front, token, fine) == 403
     with app.app_context():
         db.session.execute(update(Algorithm).values(status="active"))
         db.session.execute(update(OAuthToken).values(revoked=True))
         db.session.commit()
-    assert _decide(floor, token, fine) == 401
+    assert _decide(floor, front, token, fine) == 401
 
     assert _counts(app) == before
     assert consent_row(app, fine) == ("active", 0)
