@@ -15,8 +15,8 @@ each side used per request (gateway workers, PostgreSQL's backends, the load gen
 PostgreSQL, p99 <= 25 ms on both.
 
 ``--floor`` also runs ``bench/floor_app.py`` on the same database with the same requests: the least a
-decision can cost in a Flask view with every guarantee kept, so the gateway can be read against what any
-implementation could reach (its ratio to the bare endpoint is reported as ``floor_ratio``).
+decision can cost with every guarantee kept, as a Flask view and with no framework at all, so the gateway
+can be read against what any implementation could reach (``floor_ratio`` and ``floor_wsgi_ratio``).
 
 ``--py-spy DIR`` records every gateway worker during the measured phase (``bench/pyspy_summary.py``
 reads the files); ``--config NAME=VALUE`` sets ``CONSENT_GATEWAY_NAME`` for an experiment.
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["both", "gateway", "bare"], default="both",
                         help="run only one side (for profiling); the ratio needs both")
     parser.add_argument("--floor", action="store_true",
-                        help="also measure bench/floor_app.py, the least a decision can cost in a Flask view")
+                        help="also measure bench/floor_app.py: the least a decision can cost, with and without Flask")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL",
                                                            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()

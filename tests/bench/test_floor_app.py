@@ -1,9 +1,10 @@
 """bench/floor_app.py is the yardstick that bounds what a decision can cost, so it must do a decision's work.
 
 If the floor skipped a check or a write, the bound it gives (docs/PERFORMANCE.md, "The floor") would be
-too low to mean anything. On the gateway's own database, it must refuse what the gateway refuses (a
-revoked token, a withdrawn consent, a suspended algorithm) and, on an allow, take exactly one use,
-write one decision row and one audit queue row, and answer a ticket its key verifies.
+too low to mean anything. On the gateway's own database, served either way (Flask view, no framework), it
+must refuse what the gateway refuses (a revoked token, a withdrawn consent, a suspended algorithm) and,
+on an allow, take exactly one use, write one decision row and one audit queue row, and answer a ticket
+its key verifies.
 """
 
 from __future__ import annotations
