@@ -127,6 +127,7 @@ def _floor(url: str, headers: dict[str, str], bodies: list[bytes], requests: int
     for served in (floor_app.app, floor_app.wsgi):
         _call(served, headers, bodies, 300)
         timings.append(_call(served, headers, bodies, requests))
+    floor_app.close()
     return timings[0], timings[1]
 
 
