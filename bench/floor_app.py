@@ -1,13 +1,13 @@
-"""The floor: the least a decision can cost in a Flask view, with every guarantee the gateway keeps.
+"""The floor: the least an allowed decision can cost, with every guarantee the gateway keeps.
 
-Not the gateway and not a way to build it: a yardstick beside ``bench/bare_app.py``. One plain Flask
-view on the gateway's own database does, with the DB-API cursor and hand-written SQL, exactly the work
-no implementation of ``POST /v1/decisions`` can skip without dropping a guarantee:
+Not the gateway and not a way to build it: a yardstick beside ``bench/bare_app.py``. One function on the
+gateway's own database does, with the DB-API cursor and hand-written SQL, the work an allow cannot skip
+without dropping a guarantee:
 
-- the bearer token, the algorithm and the named consent read on every request, in one statement (a
-  revocation, a suspension or a withdrawal is seen by the next request), and the token's expiry,
-  revocation and scope, the algorithm's status and operations, the consent's app, status, operations,
-  algorithms, window and uses checked;
+- the bearer token (while its app exists), the algorithm and the named consent read on every request, in
+  one statement (a revocation, a suspension or a withdrawal is seen by the next request), and the token's
+  expiry, revocation and scope, the algorithm's status and operations, the consent's app, status,
+  operations, algorithms, window and uses checked;
 - the ticket signed (Ed25519, a compact JWS over the ticket's claims) before anything is written;
 - the writes, all or none: the conditional ``UPDATE … RETURNING`` that takes the use (status and count
   re-checked at the row), the decision row and the audit queue row (RFC 8785 bytes). On SQLite one
