@@ -34,7 +34,8 @@ Precedence (the first failing check is the decision; it fails closed, so anythin
       ``no_face_found``, ``biometric_not_enrolled``).
 
 5. A binding check that failed denies even when no named consent requires binding: the gateway looked
-   and found a face that belongs to nobody who consented.
+   and found a face that belongs to nobody who consented, a picture sent to a voice operation
+   (``media_not_covered``) or a part that is no readable media (``unreadable_media``).
 
 Each named consent stands for one person whose face or voice is edited, so one unusable consent
 denies the whole request. Consents passed in but not named by the request are ignored.
@@ -72,6 +73,8 @@ class DenyReason(StrEnum):
     BIOMETRIC_MISMATCH = "biometric_mismatch"
     NO_FACE_FOUND = "no_face_found"
     BIOMETRIC_NOT_ENROLLED = "biometric_not_enrolled"
+    MEDIA_NOT_COVERED = "media_not_covered"
+    UNREADABLE_MEDIA = "unreadable_media"
 
 
 class ConsentStatus(StrEnum):

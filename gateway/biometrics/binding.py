@@ -33,7 +33,7 @@ from consent.models import CONSENT_ACTIVE, Consent
 from consent.operations import OPERATIONS
 from consent.policy import BindingCheck, DenyReason
 from gateway.biometrics import faces as face_engine
-from gateway.biometrics import matching
+from gateway.biometrics import kinds, matching
 from gateway.biometrics import video as video_engine
 from gateway.biometrics.faces import BiometricsUnavailable, Face
 from gateway.biometrics.models import BiometricTemplate
@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 FACE = "face"
+VOICE = "voice"
 _DIMENSIONS = 128
 # An image part is read whole to find its faces; larger ones are refused (a photo is a few MB).
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
@@ -144,7 +145,9 @@ def check_media(session: Session, vault: Vault, *, operation: str, consent_ids: 
     rows = session.execute(standalone(
         select(Consent.id, Consent.subject_id, Consent.bindings).where(Consent.id.in_(list(consent_ids))))).all()
     if not any(modality in (row.bindings or {}) for row in rows):
-        return None
+        # Nothing to match, but the parts must still be what the operation edits: a voice consent
+        # must not carry a stranger's face to the upstream.
+        return _kinds_refused(modality, media)
     if modality != FACE:
         # No voice model ships in a PyPI package without PyTorch (docs/DEPARTURES.md): fail closed.
         raise BiometricsUnavailable(f"{modality} binding is not available in this installation")
@@ -196,6 +199,20 @@ def _match(media: Sequence[MediaFile], templates: Sequence[Sequence[float]],
     return BindingCheck(FACE)
 
 
+def _kinds_refused(modality: str, media: Sequence[MediaFile]) -> BindingCheck | None:
+    """A deny for the first part that is no readable media, or that shows pictures to a voice operation."""
+    for part in media:
+        kind = kinds.kind_of(part.file)
+        if kind is None:
+            return BindingCheck(modality, DenyReason.UNREADABLE_MEDIA, None,
+                                f"part {part.role!r} is not an image, video or audio file the gateway can read")
+        if modality == VOICE and kind is not kinds.MediaKind.AUDIO:
+            return BindingCheck(modality, DenyReason.MEDIA_NOT_COVERED, None,
+                                f"part {part.role!r} is {kind.value}: a voice operation edits audio only, and "
+                                "no consent to it covers a face")
+    return None
+
+
 def _shown(distance: float | None) -> str:
     return "none: no template" if distance is None else f"{distance:.3f}"
 
@@ -210,14 +227,14 @@ def _faces_of(part: MediaFile, settings: BindingSettings) -> list[tuple[float | 
     head = part.file.read(32)
     part.file.seek(0)
     try:
-        if _looks_like_image(head):
+        if kinds.looks_like_image(head):
             if os.fstat(part.file.fileno()).st_size > MAX_IMAGE_BYTES:
                 return None  # not decoded whole into memory; refused rather than waved through
             try:
                 return [(None, face_engine.faces_in_image(part.file.read()))]
             except face_engine.UnreadableImage:
                 return None
-        if _looks_like_audio(head):
+        if kinds.looks_like_audio(head):
             return []
         try:
             frames = video_engine.faces_in_video(part.file, every_seconds=settings.video_every_seconds,
@@ -227,20 +244,6 @@ def _faces_of(part: MediaFile, settings: BindingSettings) -> list[tuple[float | 
             return None
     finally:
         part.file.seek(0)
-
-
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8", b"BM")
-_AUDIO_MAGIC = (b"ID3", b"fLaC", b"OggS")
-
-
-def _looks_like_image(head: bytes) -> bool:
-    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
-
-
-def _looks_like_audio(head: bytes) -> bool:
-    # WAV, MP3 (ID3 tag or a bare frame sync), FLAC, Ogg. Only a hint: a video decodes as a video first.
-    return (head.startswith(_AUDIO_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WAVE")
-            or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and not head.startswith(b"\xff\xd8")))
 
 
 # --- deletion -----------------------------------------------------------------------------------------

@@ -182,6 +182,8 @@ def test_every_deny_reason_of_the_design_is_reachable_and_stable() -> None:
         "biometric_mismatch",
         "no_face_found",
         "biometric_not_enrolled",
+        "media_not_covered",
+        "unreadable_media",
     }
 
 
@@ -198,7 +200,8 @@ def test_a_face_bound_consent_allows_once_the_media_matched() -> None:
 
 
 @pytest.mark.parametrize("reason", [DenyReason.BIOMETRIC_MISMATCH, DenyReason.NO_FACE_FOUND,
-                                    DenyReason.BIOMETRIC_NOT_ENROLLED])
+                                    DenyReason.BIOMETRIC_NOT_ENROLLED, DenyReason.MEDIA_NOT_COVERED,
+                                    DenyReason.UNREADABLE_MEDIA])
 def test_a_failed_binding_check_denies_with_its_own_reason(reason: DenyReason) -> None:
     check = BindingCheck("face", reason, None, "part 'target': nearest distance 0.71, threshold 0.50")
     decision = decide([consent(bindings=FACE_BOUND)], request(binding=check), ALGORITHM, NOW)

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from flask import Flask
+from PIL import Image
 
 from gateway import create_app
 from gateway.demo.upstream import CachedJwks
@@ -62,10 +63,17 @@ def proxy(database_url: str, tmp_path: Path, small_disk: Path) -> Iterator[Flask
         db.engine.dispose()
 
 
+def _png(size: int) -> bytes:
+    """A real PNG of ``size`` bytes (noise after its end), so the gateway reads it as the image it is."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 80, 40)).save(out, "PNG")
+    return out.getvalue() + os.urandom(size - out.tell())
+
+
 def _edit(app: Flask, token: str, consent_id: str, size: int) -> tuple[int, dict[str, object]]:
     response = app.test_client().post("/v1/edits", headers=bearer(token), content_type="multipart/form-data", data={
         "request": json.dumps({"operation": "face_swap", "algorithm": "FN-DISK-0001", "consents": [consent_id]}),
-        "source": (io.BytesIO(os.urandom(size)), "me.png", "image/png")})
+        "source": (io.BytesIO(_png(size)), "me.png", "image/png")})
     return response.status_code, response.get_json()
 
 

@@ -179,6 +179,38 @@ def test_voice_edit_through_the_gateway(stack: Stack, demo_upstream: Capture) ->
     stack.assert_no_temporary_files()
 
 
+FACES = Path(__file__).parents[2] / "data" / "faces"
+
+
+@pytest.mark.parametrize(("operation", "files", "reason"), [
+    # A voice consent carries no face: a photo sent as "audio" is refused, whatever it says it is.
+    ("voice_clone", {"audio": ("me.wav", (FACES / "obama_1.jpg").read_bytes(), "audio/wav")}, "media_not_covered"),
+    ("voice_clone", {"audio": ("me.wav", AUDIO, "audio/wav"), "extra": ("x.png", SOURCE, "image/png")},
+     "media_not_covered"),
+    ("voice_clone", {"audio": ("me.m4a", (FACES / "obama_1_rotated.mp4").read_bytes(), "audio/mp4")},
+     "media_not_covered"),
+    ("voice_clone", {"audio": ("me.wav", b"RIFF but not a sound at all", "audio/wav")}, "unreadable_media"),
+    ("face_swap", {"source": ("a.png", b"\x89PNG\r\n\x1a\n then nothing", "image/png"),
+                   "target": ("b.jpg", TARGET, "image/jpeg")}, "unreadable_media"),
+    ("face_swap", {"source": ("a.png", os.urandom(4096), "image/png")}, "unreadable_media"),
+])
+def test_the_bytes_decide_what_a_part_is_even_where_no_consent_is_bound(
+    stack: Stack, demo_upstream: Capture, operation: str, files: dict[str, tuple[str, bytes, str]], reason: str,
+) -> None:
+    consent_id = stack.consent(operations=(operation,))
+    response = stack.edit({"operation": operation, "algorithm": FILING, "consents": [consent_id]}, files)
+    assert response.status_code == 403, response.text
+    problem = response.json()
+    assert problem["reason"] == reason
+    assert "part '" in problem["detail"]
+    # Refused before anything left the gateway; no use taken; the denial is audited.
+    assert demo_upstream.requests == []
+    assert consent_row(stack.gateway.app, consent_id) == ("active", 0)
+    [denied] = audit_entries(stack.gateway.app, "decision.denied")
+    assert denied["reason"] == reason
+    stack.assert_no_temporary_files()
+
+
 def test_a_denied_edit_never_reaches_the_upstream(stack: Stack, demo_upstream: Capture) -> None:
     consent_id = stack.consent(operations=("face_swap",))
     end_consent(stack.gateway.app, consent_id, "withdrawn")
