@@ -96,7 +96,13 @@ def _json_payload() -> Any:
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise Problem(415, "unsupported_media_type", "send the body as application/json")
-    return load_json(request.get_data(cache=True), "the body")
+    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A body of undeclared length (chunked) is cut at the limit without a word; one more byte
+        # tells a body that ended there from one that goes on (RequestEntityTooLarge, 413).
+        request.stream.read(1)
+    return load_json(raw, "the body")
 
 
 # No request of ours nests deeper than a handful of levels; the bound also keeps hostile input far

@@ -185,3 +185,27 @@ def test_a_slow_view_after_a_quick_body_is_not_cut(limited: Limited) -> None:
         upstream.server_close()
         with app.app_context():
             db.engine.dispose()
+
+
+def _chunked(body: bytes) -> Iterator[bytes]:
+    # A generator makes httpx send Transfer-Encoding: chunked, with no Content-Length to refuse early.
+    for start in range(0, len(body), 65536):
+        yield body[start:start + 65536]
+
+
+def test_a_chunked_json_body_past_the_limit_is_refused_not_cut(server: GatewayProcess) -> None:
+    # Valid JSON up to the first MiB, then whitespace: cut at the limit it would still parse.
+    record = json.dumps({"record": "not.a.record"}).encode()
+    oversized = record + b" " * (2 * 1024 * 1024)
+    response = httpx.post(f"{server.url}/v1/consents/verify", content=_chunked(oversized), timeout=30,
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "payload_too_large"
+
+    # The same body inside the limit is read whole and answered as usual.
+    fits = record + b" " * (512 * 1024)
+    response = httpx.post(f"{server.url}/v1/consents/verify", content=_chunked(fits), timeout=30,
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert response.json()["valid"] is False
