@@ -200,7 +200,8 @@ def forward(
         response = state.client.send(request, stream=True)
     except httpx.TimeoutException as exc:
         raise UpstreamTimeout(f"the upstream did not answer in time ({type(exc).__name__})") from exc
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        # A URL stored before registration checked hosts and ports fails to parse or encode here.
         raise UpstreamUnreachable(f"the upstream cannot be reached ({type(exc).__name__})") from exc
     if 200 <= response.status_code < 300:
         return Reply(response)

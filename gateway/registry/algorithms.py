@@ -6,6 +6,7 @@ through the proxy. Services take the session, the actor and ``now``; the caller 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -156,6 +157,20 @@ def view_of(filing_number: str, status: str, operations: object) -> AlgorithmVie
     )
 
 
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _reachable_host(hostname: str) -> bool:
+    """An IP address, or a DNS name whose labels are 1 to 63 letters, digits and inner hyphens."""
+    try:
+        ipaddress.ip_address(hostname)
+        return True
+    except ValueError:
+        pass
+    labels = hostname.removesuffix(".").split(".")
+    return len(hostname) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
 def _validated(spec: AlgorithmSpec) -> list[str]:
     """The spec's operations in catalogue order, or InvalidAlgorithm naming what is wrong."""
     if not _FILING_NUMBER.fullmatch(spec.filing_number):
@@ -178,5 +193,12 @@ def _validated(spec: AlgorithmSpec) -> list[str]:
         raise InvalidAlgorithm("the upstream URL must not carry credentials")
     if not UPSTREAM_URL.fullmatch(spec.upstream_url) or not hostname:
         raise InvalidAlgorithm("the upstream URL must be an absolute http(s) URL")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or not _reachable_host(hostname):
+        # Refused here rather than at the first edit, which would take a use for a call that cannot be made.
+        raise InvalidAlgorithm("the upstream URL needs a valid host name or IP address and a port from 1 to 65535")
     # Catalogue order, like consent records, so the same set always reads the same way.
     return [name for name in OPERATIONS if name in set(spec.operations)]

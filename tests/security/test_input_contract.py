@@ -99,13 +99,19 @@ def test_a_bad_idempotency_key_is_refused_and_creates_nothing(client: FlaskClien
     assert client.get("/v1/consents", headers=bearer(token)).status_code == 200
 
 
-@pytest.mark.parametrize("url", ["/relative/edit", "ftp://upstream.example/", "http://", "https://[0]/edit"])
+@pytest.mark.parametrize("url", ["/relative/edit", "ftp://upstream.example/", "http://", "https://[0]/edit",
+                                 # No host any connection could reach: refused at registration, not at the
+                                 # first edit (which would have taken a use for a call that cannot be made).
+                                 "http://.../edit", "http://-/edit", "http://a..b/edit", "http://-host.example/",
+                                 "http://upstream.example:99999/edit", "http://upstream.example:0/edit",
+                                 f"http://{'a' * 64}.example/edit"])
 def test_an_upstream_url_is_an_absolute_http_url(client: FlaskClient, app: Flask, url: str) -> None:
     admin = token_for(client, make_app_client(app, scope="admin", name="Admin"))
     response = client.post("/v1/algorithms", headers=bearer(admin), json={
         "filing_number": "FN-URL-1", "name": "n", "provider": "p", "product": "p", "operations": ["face_swap"],
         "upstream_url": url})
     assert response.status_code == 422
+    assert response.get_json()["code"] == "invalid_algorithm"
 
 
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image, ImageChops
+from sqlalchemy import update
 from werkzeug.wrappers import Request, Response
 
 from gateway.cli import main
@@ -26,6 +27,7 @@ from gateway.core.db import db
 from gateway.demo.upstream import create_demo_upstream
 from gateway.proxy import upstream
 from gateway.registry.algorithms import get_algorithm
+from gateway.registry.models import Algorithm
 from tests.conftest import MASTER_KEY
 from tests.e2e.conftest import LiveServer
 from tests.factories import (
@@ -258,6 +260,8 @@ def _failing(status: int) -> Any:
     ("500", "upstream_failed", 500),
     ("403", "upstream_refused", 403),
     ("hang", "upstream_timeout", None),
+    # A URL stored before registration checked hosts: it cannot even be encoded for a request.
+    ("unencodable", "upstream_unreachable", None),
 ])
 def test_a_failing_upstream_gives_502_and_a_failed_outcome(
     *, stack: Stack, served: Callable[[Any], Served], upstream: str, code: str, status: int | None
@@ -275,9 +279,15 @@ def test_a_failing_upstream_gives_502_and_a_failed_outcome(
             return Response("too late")
 
         url = served(hang).url + "/edit"
+    elif upstream == "unencodable":
+        url = "http://127.0.0.1:9/edit"
     else:
         url = served(_failing(int(upstream))).url + "/edit"
     register_algorithm(stack.gateway.app, FILING, upstream_url=url)
+    if upstream == "unencodable":
+        with stack.gateway.app.app_context(), db.unit_of_work() as session:
+            session.execute(update(Algorithm).where(Algorithm.filing_number == FILING)
+                            .values(upstream_url="http://.../edit"))
     consent_id = stack.consent(operations=("face_swap",))
     try:
         response = stack.edit({"operation": "face_swap", "algorithm": FILING, "consents": [consent_id]},
