@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, Literal
 
-from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -46,6 +48,29 @@ def introspect() -> Response:
 
 
 _OAUTH_ENDPOINTS = frozenset({"oauth.token", "oauth.revoke", "oauth.introspect"})
+
+
+@bp.before_request
+def _readable_basic_credentials() -> Response | None:
+    """Basic credentials that decode to no UTF-8 text are a wrong client, not a server fault.
+
+    authlib decodes them itself and lets a UnicodeDecodeError escape (a 500); no client id or secret
+    the gateway issues is anything but ASCII, so such a header can only be refused.
+    """
+    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+    if request.endpoint not in _OAUTH_ENDPOINTS or scheme.lower() != "basic":
+        return None
+    try:
+        base64.b64decode(value.strip()).decode("utf-8")
+    except binascii.Error:
+        return None  # authlib treats these as no credentials, as before
+    except UnicodeDecodeError:
+        g.failed = True
+        error = InvalidClientError(description="the Basic credentials are not UTF-8 text", status_code=401)
+        status, body, headers = error()
+        response: Response = authorization.handle_response(status, dict(body), headers)
+        return response
+    return None
 
 
 @bp.errorhandler(Exception)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from freezegun import freeze_time
@@ -49,6 +51,17 @@ def test_wrong_secret_is_rfc6749_invalid_client(client: FlaskClient, app: Flask)
     response = client.post("/oauth/token", data={"grant_type": "client_credentials"}, headers=wrong.basic())
     assert response.status_code == 401
     assert response.get_json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+def test_basic_credentials_that_are_no_text_are_invalid_client(client: FlaskClient, path: str) -> None:
+    # Latin-1 bytes, not UTF-8: a wrong client, answered in RFC 6749 form (it used to be a 500).
+    garbage = base64.b64encode("caf\u00e9:s\u00e9cret".encode("latin-1")).decode()
+    response = client.post(path, data={"grant_type": "client_credentials", "token": "x"},
+                           headers={"Authorization": f"Basic {garbage}"})
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
 
 
 def test_unknown_client_is_invalid_client(client: FlaskClient) -> None:
