@@ -7,6 +7,7 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from gateway import create_app
 from gateway.auditing.trail import OPERATOR, AuditJournal
@@ -15,6 +16,7 @@ from gateway.core.clock import utcnow
 from gateway.core.config import ConfigError
 from gateway.core.db import db
 from gateway.keys.keyring import key_store
+from gateway.keys.store import KeyStoreError
 
 
 def _create(*_args: Any) -> Flask:
@@ -28,13 +30,29 @@ class _Root(AppGroup):
     """The product's own command: Flask's --app/--debug/--env-file are not ours to offer.
 
     Commands still run in an app context (built once per invocation, from the environment); a test
-    runner passes its own app through ``obj``.
+    runner passes its own app through ``obj``. A database that cannot be reached or used, and a key
+    that cannot be loaded, end the command with one line saying so, not a traceback.
     """
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
         extra.setdefault("obj", ScriptInfo(create_app=_create, set_debug_flag=False))
         return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as exc:
+            raise click.ClickException(f"the database cannot be used: {_first_line(exc.orig)}") from exc
+        except SQLAlchemyError as exc:
+            raise click.ClickException(f"the database cannot be used: {_first_line(exc)}") from exc
+        except (ConfigError, KeyStoreError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _first_line(exc: BaseException | None) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 @click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})

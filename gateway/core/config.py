@@ -6,6 +6,8 @@ import os
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from audit.retention import DEFAULT_RETENTION_DAYS
 from gateway.core.errors import GatewayError
@@ -142,3 +144,16 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         os.makedirs(app.instance_path, exist_ok=True)
         path = os.path.join(app.instance_path, "consent-gateway.sqlite3")
         app.config["DATABASE_URL"] = f"sqlite:///{path}"
+    _check_database_url(str(app.config["DATABASE_URL"]))
+
+
+def _check_database_url(url: str) -> None:
+    """Refuse at start a URL no engine can be made from, rather than with a traceback at first use."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("CONSENT_GATEWAY_DATABASE_URL is not a database URL (sqlite:///path or "
+                          "postgresql+psycopg://user@host/db)") from None
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ConfigError(f"CONSENT_GATEWAY_DATABASE_URL: the database is SQLite or PostgreSQL through psycopg 3 "
+                          f"(postgresql+psycopg://…), not {parsed.drivername}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -16,6 +17,8 @@ def _script_location() -> Path:
 
 
 MIGRATIONS = _script_location()
+# Alembic announces every plugin it sets up at INFO; an operator running init wants the migrations only.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def alembic_config(url: str) -> Config:

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
+from gateway.core.config import ConfigError
 from gateway.keys.store import KeyStore, KeyStoreError, Signer, load_master_key
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,11 @@ def init_app(app: Flask) -> None:
         master_key = load_master_key(app.config["MASTER_KEY"], app.instance_path)
         store = KeyStore(master_key)
     except KeyStoreError as exc:
-        # Start anyway so /healthz and /readyz can say what is wrong; every signing path fails closed.
+        if app.config["MASTER_KEY"]:
+            # The operator set a key that is no key: nothing could ever be signed or unsealed with it.
+            raise ConfigError(str(exc)) from None
+        # A broken development key file: start anyway so /healthz and /readyz can say what is wrong;
+        # every signing path fails closed.
         store, master_key = exc, None
     app.extensions[_EXT] = store
     if not app.config.get("SECRET_KEY"):
