@@ -23,11 +23,15 @@ from gateway.http.portal.session import csrf_token, me
 from gateway.i18n import translate
 
 # Pages that show times, and so load the script that adds the local time (their CSP allows it).
-_TIMED_PAGES = frozenset({"me.html", "consent.html", "receipt.html"})
+_TIMED_PAGES = frozenset({"me.html", "consent.html", "receipt.html", "templates_delete.html"})
 
 
 def page(template: str, locale: str, status: int = 200, **context: Any) -> tuple[str, int]:
     def t(key: str, **values: Any) -> str:
+        if any(isinstance(value, Markup) for value in values.values()):
+            # A value that is already HTML (a <time> from ``when``) stays HTML; the text and every
+            # other value are escaped as usual.
+            return Markup.escape(translate(locale, key)).format(**values)
         return translate(locale, key, **values)
 
     def t_or(key: str, default: object) -> str:

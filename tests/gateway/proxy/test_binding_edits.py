@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -224,8 +225,13 @@ def test_a_person_deletes_their_templates_on_me_after_being_told_what_ends(stack
     obama = _grant(stack, "obama@example.com", OBAMA_1)
     visitor = PortalVisitor(stack.gateway.app)
     visitor.sign_in("obama@example.com")
-    assert 'id="delete-templates"' in visitor.page("/me")
+    me = visitor.page("/me")
+    assert 'id="delete-templates"' in me
     confirm = visitor.page("/me/templates/delete")
+    for listing in (me, confirm):
+        # The time the template was made is a <time> element, not its escaped markup.
+        assert "&lt;time" not in listing
+        assert re.search(r'template, made <time datetime="[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>', listing)
     assert "also ends these consents" in confirm
     assert "Face swap" in confirm
     assert consent_row(stack.gateway.app, obama)[0] == "active"  # nothing happens before confirming
