@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, g
+from flask import Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from gateway.consents.notify import NotificationFailed
-from gateway.core.problems import to_problem
+from gateway.core.problems import problem_response, to_problem
 from gateway.http.portal.blueprint import bp
 from gateway.http.portal.pages import error_page
 from gateway.http.portal.session import CsrfFailed, current_locale
@@ -33,6 +34,28 @@ def _portal_error(exc: Exception) -> tuple[str, int]:
         g.problem_code = problem.code
         return error_page(locale, problem.status, "error.unavailable")
     return error_page(locale, problem.status, _ERROR_KEYS.get(problem.code, "error.generic"))
+
+
+def _is_portal_path(path: str) -> bool:
+    return path == "/me" or path.startswith(("/me/", "/consent/"))
+
+
+@bp.app_errorhandler(NotFound)
+@bp.app_errorhandler(MethodNotAllowed)
+def _routing_error(exc: HTTPException) -> Response:
+    """A URL under the portal that matches no page, or the wrong method for one, is a page too.
+
+    Routing fails before any blueprint is chosen, so the portal's own handler never sees these; a
+    person following a stale link or reloading a form target gets the portal's page, not JSON.
+    """
+    if not _is_portal_path(request.path):
+        g.failed = True
+        return problem_response(to_problem(exc))
+    html, status = _portal_error(exc)
+    response = current_app.make_response((html, status))
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return _security_headers(response)
 
 
 @bp.after_request

@@ -444,3 +444,27 @@ def test_every_portal_page_renders_in_both_languages(app: Flask, client: FlaskCl
     for path in ("/me", f"/me/consents/{consent_id}", f"/me/consents/{consent_id}/withdraw",
                  f"/me/consents/{consent_id}/receipt.html"):
         assert me.client.get(f"{path}?lang={lang}").status_code == 200, path
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/consent/creq_anything/verify", 405),  # a reloaded form target
+    ("GET", "/consent/creq_anything/code", 405),
+    ("GET", "/consent/creq_anything/decision", 405),
+    ("GET", "/me/verify", 405),
+    ("GET", "/consent/", 404),
+    ("GET", "/me/withdraw", 404),
+])
+def test_a_wrong_url_or_method_under_the_portal_is_a_page(client: FlaskClient, method: str, path: str,
+                                                          status: int) -> None:
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "<html" in page
+    assert 'href="/me"' in page
+    # The portal's own headers hold on these pages too.
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    # The API beside it still answers problem+json.
+    api = client.open("/v1/nothing-here", method=method)
+    assert api.mimetype == "application/problem+json"
