@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import current_app, g, redirect, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from consent import errors
@@ -96,6 +97,10 @@ def consent_verify(request_id: str) -> WerkzeugResponse | tuple[str, int]:
 def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
     # The form may carry a selfie (a phone photo is a few MB): this route alone reads a larger body.
     request.max_content_length = SELFIE_MAX_BYTES
+    try:
+        request.form  # noqa: B018 -- reading the body here, where a too large one can be answered on the screen
+    except RequestEntityTooLarge:
+        return _selfie_too_large(request_id)
     session.check_csrf()
     now = utcnow()
     form_locale = request.form.get("locale", "")
@@ -121,8 +126,20 @@ def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
         screen = outcome.screen
         return _step(screen, status=401, error=translate(screen.locale, "error.session"))
     if isinstance(outcome, portal.Refused):
-        return _refused(outcome)
+        # The boxes stay as the person ticked them: only the photo has to be chosen again.
+        return _refused(outcome, chosen=choice.operations)
     return _decided(outcome)
+
+
+def _selfie_too_large(request_id: str) -> tuple[str, int]:
+    """The notice again, saying how large a photo may be (nothing of the body was read or kept)."""
+    now = utcnow()
+    screen = portal.show_request(db.session, request_id, stage=session.stage(session.pending(request_id), now),
+                                 locale_for=session.choose_locale, journal=request_journal(now), now=now)
+    if isinstance(screen, portal.Closed):
+        return _closed(screen)
+    return _step(screen, status=413, error=translate(screen.locale, "error.selfie_too_large",
+                                                     mb=SELFIE_MAX_BYTES // (1024 * 1024)))
 
 
 @bp.post("/consent/<request_id>/start-over")
@@ -151,7 +168,7 @@ def _closed(closed: portal.Closed) -> tuple[str, int]:
 
 
 def _step(screen: portal.Screen, *, status: int = 200, error: str | None = None,
-          contact_value: str = "") -> tuple[str, int]:
+          contact_value: str = "", chosen: tuple[str, ...] = ()) -> tuple[str, int]:
     """Render whichever step this browser is at for the request."""
     req, locale, name, about = screen.request, screen.locale, screen.app, screen.about
     g.img_src_extra = origin(about.logo_uri)
@@ -167,7 +184,7 @@ def _step(screen: portal.Screen, *, status: int = 200, error: str | None = None,
             if selfie_for and binding.liveness else []
         return page("notice.html", locale, status, req=req, notice=screen.notice, app=name, about=about, error=error,
                     masked=session.masked_contact(state), start_over=start_over, selfie_for=selfie_for,
-                    turns=listed(locale, turns) if turns else None)
+                    turns=listed(locale, turns) if turns else None, chosen=chosen)
     if screen.stage == "code":
         masked = session.masked_contact(state)
         return page("code.html", locale, status, action=url_for("portal.consent_verify", request_id=req.id),
@@ -190,15 +207,18 @@ _REFUSALS: dict[type[Exception], tuple[int, str]] = {
 SELFIE_MAX_BYTES = 20 * 1024 * 1024
 
 
-def _refused(refused: portal.Refused, *, contact_value: str = "") -> tuple[str, int]:
+def _refused(refused: portal.Refused, *, contact_value: str = "",
+             chosen: tuple[str, ...] = ()) -> tuple[str, int]:
     locale, reason = refused.screen.locale, refused.reason
     if isinstance(reason, errors.CodeRejected):
         return _step(refused.screen, status=400, error=code_error(locale, reason))
     if isinstance(reason, EnrolmentRefused):
         # Each reason tells the person what to do differently (closer, better light, alone in the picture).
-        return _step(refused.screen, status=422, error=translate(locale, f"error.enrolment.{reason.code}"))
+        return _step(refused.screen, status=422, error=translate(locale, f"error.enrolment.{reason.code}"),
+                     chosen=chosen)
     status, key = next(rule for kind, rule in _REFUSALS.items() if isinstance(reason, kind))
-    return _step(refused.screen, status=status, error=translate(locale, key), contact_value=contact_value)
+    return _step(refused.screen, status=status, error=translate(locale, key), contact_value=contact_value,
+                 chosen=chosen)
 
 
 def _decided(decided: portal.Decided) -> WerkzeugResponse | tuple[str, int]:

@@ -16,6 +16,7 @@ _ERROR_KEYS: dict[str, str] = {
     "consent_not_found": "error.not_found",
     "not_found": "error.not_found",
     "subject_mismatch": "error.subject_mismatch",
+    "payload_too_large": "error.too_large",
 }
 
 

@@ -123,6 +123,33 @@ def test_the_consent_screen_asks_for_a_selfie_and_refuses_unusable_photos(stack:
     assert len(_templates(stack)) == 1
 
 
+def test_a_refused_photo_keeps_the_ticked_operations_and_a_too_large_one_says_how_large(stack: Stack) -> None:
+    app = stack.gateway.app
+    with app.test_client() as client:
+        created = create_consent_request(client, stack.token, contact="alice@example.com", reference=None,
+                                         operations=["face_swap", "face_attribute_edit", "voice_clone"])
+    visitor = PortalVisitor(app)
+    visitor.prove(created["id"], "alice@example.com")
+    refused = visitor.decide(created["id"], ["face_swap", "voice_clone"], selfie=NO_FACE)
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    # Only the photo has to be chosen again: the boxes stay as the person ticked them.
+    assert re.search(r'id="op-face_swap"[^>]* checked', page)
+    assert re.search(r'id="op-voice_clone"[^>]* checked', page)
+    assert not re.search(r'id="op-face_attribute_edit"[^>]* checked', page)
+
+    # A photo past the limit: the notice again, saying how large a photo may be, not a bare error page.
+    too_large = visitor.decide(created["id"], ["face_swap"], selfie=b"\xff\xd8\xff" + bytes(21 * 1024 * 1024))
+    assert too_large.status_code == 413
+    page = too_large.get_data(as_text=True)
+    assert "larger than 20 MB" in page
+    assert 'name="selfie"' in page
+    assert _templates(stack) == []
+    with app.app_context():
+        assert db.session.scalar(select(Consent.id).where(Consent.request_id == created["id"])) is None
+    assert visitor.decide(created["id"], ["face_swap"], selfie=OBAMA_1).status_code in (200, 303)
+
+
 def test_the_record_names_the_template_it_was_granted_with(stack: Stack) -> None:
     consent_id = _grant(stack, "obama@example.com", OBAMA_1)
     [template] = _templates(stack)
