@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -266,5 +267,12 @@ def main(argv: list[str]) -> None:
     if not os.environ.get(METRICS_DIR):
         sys.exit("run through `consent-gateway serve`")
     host, port, workers, threads = argv[:4]
-    _serve(host, int(port), int(workers), int(threads))
+    arbiter = os.getpid()
+    try:
+        _serve(host, int(port), int(workers), int(threads))
+    finally:
+        # Workers are forked from here and leave through this frame too; only the arbiter, last out,
+        # removes the directory `run` made for their metrics.
+        if os.getpid() == arbiter:
+            shutil.rmtree(os.environ[METRICS_DIR], ignore_errors=True)
 

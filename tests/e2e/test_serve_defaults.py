@@ -64,3 +64,16 @@ def test_one_scrape_sums_every_worker(served: tuple[GatewayProcess, dict[str, st
                             r"([0-9.]+)", text)
         assert counted is not None, text[:2000]
         assert float(counted.group(1)) == 40
+
+
+def test_a_stopped_server_leaves_no_metrics_directory_behind(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    database_url = next(fresh_database("sqlite", request, tmp_path))
+    env = {**cluster_env(database_url, tmp_path / "outbox"), "TMPDIR": str(tmp_path)}
+    cli(env, "init")
+    with gateway_process(env, tmp_path, workers=2) as server:
+        [metrics_dir] = tmp_path.glob("consent-gateway-metrics-*")
+        server.kill_worker()  # a worker that dies (and is replaced) must not take the directory with it
+        assert httpx.get(f"{server.url}/metrics", timeout=10).status_code == 200
+        assert metrics_dir.is_dir()
+    assert server.process.returncode == 0
+    assert list(tmp_path.glob("consent-gateway-metrics-*")) == []
