@@ -78,7 +78,8 @@ def ca_group() -> None:
               help="Organisation in the certificates' names (default: LABEL_PRODUCER, else ISSUER).")
 @click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3650),
               help="Validity of the signing certificate.")
-def ca_create_command(out: Path, name: str | None, days: int) -> None:
+@json_option
+def ca_create_command(out: Path, name: str | None, days: int, as_json: bool) -> None:
     """Create a private root CA and the Ed25519 certificate that signs C2PA manifests.
 
     Set CONSENT_GATEWAY_LABEL_C2PA_CERT_CHAIN to DIR/c2pa-chain.pem and CONSENT_GATEWAY_LABEL_C2PA_KEY to
@@ -90,6 +91,7 @@ def ca_create_command(out: Path, name: str | None, days: int) -> None:
         paths = create_ca(out, organisation, now=utcnow(), leaf_days=days)
     except FileExistsError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"trust anchor      {paths.root}\n"
-               f"certificate chain {paths.cert_chain}  (LABEL_C2PA_CERT_CHAIN)\n"
-               f"private key       {paths.key}  (LABEL_C2PA_KEY, mode 0600)")
+    emit(as_json, {"root": str(paths.root), "cert_chain": str(paths.cert_chain), "key": str(paths.key)},
+         f"trust anchor      {paths.root}\n"
+         f"certificate chain {paths.cert_chain}  (LABEL_C2PA_CERT_CHAIN)\n"
+         f"private key       {paths.key}  (LABEL_C2PA_KEY, mode 0600)")

@@ -61,7 +61,7 @@ def main() -> None:
     """Consent Gateway: consent-gated biometric editing.
 
     Configuration comes from CONSENT_GATEWAY_* environment variables (docs/OPERATIONS.md); every
-    command prints JSON with --json.
+    one-shot command prints JSON with --json (serve and demo-upstream log JSON lines).
     """
 
 
