@@ -34,13 +34,18 @@ from gateway.i18n import translate
 
 @bp.get("/consent/<request_id>")
 def consent_screen(request_id: str) -> tuple[str, int]:
-    now = utcnow()
-    screen = portal.show_request(db.session, request_id, stage=session.stage(session.pending(request_id), now),
-                                 locale_for=session.choose_locale, journal=request_journal(now), now=now)
+    screen = _current_screen(request_id)
     if isinstance(screen, portal.Closed):
         return _closed(screen)
     said = session.take_flash(request_id)
     return _step(screen, error=code_message(screen.locale, *said) if said else None)
+
+
+def _current_screen(request_id: str) -> portal.Screen | portal.Closed:
+    """The step this browser is at for the request."""
+    now = utcnow()
+    return portal.show_request(db.session, request_id, stage=session.stage(session.pending(request_id), now),
+                               locale_for=session.choose_locale, journal=request_journal(now), now=now)
 
 
 @bp.post("/consent/<request_id>/code")
@@ -133,9 +138,7 @@ def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
 
 def _selfie_too_large(request_id: str) -> tuple[str, int]:
     """The notice again, saying how large a photo may be (nothing of the body was read or kept)."""
-    now = utcnow()
-    screen = portal.show_request(db.session, request_id, stage=session.stage(session.pending(request_id), now),
-                                 locale_for=session.choose_locale, journal=request_journal(now), now=now)
+    screen = _current_screen(request_id)
     if isinstance(screen, portal.Closed):
         return _closed(screen)
     return _step(screen, status=413, error=translate(screen.locale, "error.selfie_too_large",
