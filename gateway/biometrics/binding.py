@@ -134,32 +134,65 @@ def store_face_template(session: Session, vault: Vault, subject_id: str, face: F
 
 def check_media(session: Session, vault: Vault, *, operation: str, consent_ids: Sequence[str],
                 media: Sequence[MediaFile], settings: BindingSettings) -> BindingCheck | None:
-    """Compare every face in ``media`` with the templates of the named consents' subjects.
+    """Check what every part is, then compare every face in ``media`` with the templates of the named
+    consents' subjects.
 
-    None when no named consent requires binding for the operation's modality (nothing is checked;
-    the ticket says so). The consents are read again by the decision, which also denies a consent
-    that is not usable for other reasons first.
+    None when no named consent requires binding for the operation's modality and every part is media
+    the operation edits (nothing is matched; the ticket says so). The consents are read again by the
+    decision, which also denies a consent that is not usable for other reasons first.
     """
     modality = OPERATIONS[operation].modality.value
     # Standalone reads: matching takes seconds, and on SQLite nothing may hold the write lock meanwhile.
     rows = session.execute(standalone(
         select(Consent.id, Consent.subject_id, Consent.bindings).where(Consent.id.in_(list(consent_ids))))).all()
-    if not any(modality in (row.bindings or {}) for row in rows):
-        # Nothing to match, but the parts must still be what the operation edits: a voice consent
-        # must not carry a stranger's face to the upstream.
-        return _kinds_refused(modality, media)
-    if modality != FACE:
+    bound = any(modality in (row.bindings or {}) for row in rows)
+    if bound and modality != FACE:
         # No voice model ships in a PyPI package without PyTorch (docs/DEPARTURES.md): fail closed.
         raise BiometricsUnavailable(f"{modality} binding is not available in this installation")
+    # Unbound, the parts must still be what the operation edits: a voice consent must not carry a
+    # stranger's face to the upstream. Bound, a part the gateway cannot read shows no face it could check.
+    found = [kinds.kind_of(part.file) for part in media]
+    refused = _kinds_refused(operation, media, found,
+                             unreadable=DenyReason.NO_FACE_FOUND if bound else DenyReason.UNREADABLE_MEDIA)
+    if refused is not None or not bound:
+        return refused
     templates: list[Sequence[float]] = []
     for row in sorted(rows, key=lambda r: consent_ids.index(r.id)):
         digest = (row.bindings or {}).get(FACE)
-        found = None if digest is None else _unsealed(session, vault, row.subject_id, digest)
-        if found is None:
+        template = None if digest is None else _unsealed(session, vault, row.subject_id, digest)
+        if template is None:
             return BindingCheck(FACE, DenyReason.BIOMETRIC_NOT_ENROLLED, row.id,
                                 "the consent's subject has no face template (granted without one, or deleted)")
-        templates.append(found)
-    return _match(media, templates, settings)
+        templates.append(template)
+    pictures = [part for part, kind in zip(media, found, strict=True) if kind is not kinds.MediaKind.AUDIO]
+    return _match(pictures, templates, settings)
+
+
+def _accepted_kinds(operation: str) -> frozenset[kinds.MediaKind]:
+    """What an operation edits: a voice operation sound; a face operation pictures, and a reenactment
+    also the speech that drives the face."""
+    if OPERATIONS[operation].modality.value == VOICE:
+        return frozenset({kinds.MediaKind.AUDIO})
+    if operation == "face_reenactment":
+        return frozenset(kinds.MediaKind)
+    return frozenset({kinds.MediaKind.IMAGE, kinds.MediaKind.VIDEO})
+
+
+def _kinds_refused(operation: str, media: Sequence[MediaFile], found: Sequence[kinds.MediaKind | None], *,
+                   unreadable: DenyReason) -> BindingCheck | None:
+    """A deny for the first part that is no readable media, or media the operation does not edit."""
+    modality = OPERATIONS[operation].modality.value
+    accepted = _accepted_kinds(operation)
+    for part, kind in zip(media, found, strict=True):
+        if kind is None:
+            return BindingCheck(modality, unreadable, None,
+                                f"part {part.role!r} is not an image, video or audio file the gateway can read, "
+                                "so what it shows cannot be checked")
+        if kind not in accepted:
+            return BindingCheck(modality, DenyReason.MEDIA_NOT_COVERED, None,
+                                f"part {part.role!r} is {kind.value}: {operation} edits "
+                                f"{' and '.join(sorted(k.value for k in accepted))} only")
+    return None
 
 
 def _unsealed(session: Session, vault: Vault, subject_id: str, digest: str) -> Sequence[float] | None:
@@ -175,10 +208,10 @@ def _unsealed(session: Session, vault: Vault, subject_id: str, digest: str) -> S
     return struct.unpack(f"<{_DIMENSIONS}d", plain)
 
 
-def _match(media: Sequence[MediaFile], templates: Sequence[Sequence[float]],
+def _match(pictures: Sequence[MediaFile], templates: Sequence[Sequence[float]],
            settings: BindingSettings) -> BindingCheck:
-    seen = 0
-    for part in media:
+    """Every image and video part must show a face, and every face found must match a template."""
+    for part in pictures:
         found = _faces_of(part, settings)
         if found is None:
             # Fail closed: a part the gateway cannot look into may show anyone to an upstream that can.
@@ -192,25 +225,13 @@ def _match(media: Sequence[MediaFile], templates: Sequence[Sequence[float]],
                     FACE, DenyReason.BIOMETRIC_MISMATCH, None,
                     f"{where}: a face at {list(face.box)} matches no named subject "
                     f"(nearest distance {_shown(nearest)}, threshold {settings.face_threshold:.3f})")
-            seen += len(in_frame)
-    if not seen:
-        return BindingCheck(FACE, DenyReason.NO_FACE_FOUND, None,
-                            f"no face found in {', '.join(repr(p.role) for p in media)}")
+        if not any(in_frame for _at, in_frame in found):
+            # Each picture must show someone: in a swap, a target whose face the detector misses would
+            # otherwise go unchecked beside a source that matched.
+            return BindingCheck(FACE, DenyReason.NO_FACE_FOUND, None, f"no face found in part {part.role!r}")
+    if not pictures:
+        return BindingCheck(FACE, DenyReason.NO_FACE_FOUND, None, "no image or video part to find a face in")
     return BindingCheck(FACE)
-
-
-def _kinds_refused(modality: str, media: Sequence[MediaFile]) -> BindingCheck | None:
-    """A deny for the first part that is no readable media, or that shows pictures to a voice operation."""
-    for part in media:
-        kind = kinds.kind_of(part.file)
-        if kind is None:
-            return BindingCheck(modality, DenyReason.UNREADABLE_MEDIA, None,
-                                f"part {part.role!r} is not an image, video or audio file the gateway can read")
-        if modality == VOICE and kind is not kinds.MediaKind.AUDIO:
-            return BindingCheck(modality, DenyReason.MEDIA_NOT_COVERED, None,
-                                f"part {part.role!r} is {kind.value}: a voice operation edits audio only, and "
-                                "no consent to it covers a face")
-    return None
 
 
 def _shown(distance: float | None) -> str:
@@ -218,10 +239,10 @@ def _shown(distance: float | None) -> str:
 
 
 def _faces_of(part: MediaFile, settings: BindingSettings) -> list[tuple[float | None, list[Face]]] | None:
-    """Faces of an image part, or of frames sampled from a video part; None for a part that is neither.
+    """Faces of an image part, or of frames sampled from a video part; None for one that cannot be read.
 
     The part's declared type is not trusted: the bytes decide (an image that says it is a video is
-    still read as an image). An audio part (a face reenactment's driving speech) shows no face.
+    still read as an image). Audio parts (a reenactment's driving speech) never come here.
     """
     part.file.seek(0)
     head = part.file.read(32)
@@ -234,8 +255,6 @@ def _faces_of(part: MediaFile, settings: BindingSettings) -> list[tuple[float | 
                 return [(None, face_engine.faces_in_image(part.file.read()))]
             except face_engine.UnreadableImage:
                 return None
-        if kinds.looks_like_audio(head):
-            return []
         try:
             frames = video_engine.faces_in_video(part.file, every_seconds=settings.video_every_seconds,
                                                  max_frames=settings.video_max_frames)

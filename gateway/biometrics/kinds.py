@@ -33,7 +33,7 @@ def looks_like_image(head: bytes) -> bool:
     return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-def looks_like_audio(head: bytes) -> bool:
+def _looks_like_audio(head: bytes) -> bool:
     """WAV, MP3 (ID3 tag or a bare frame sync), FLAC, Ogg. Only a hint: a video decodes as a video first."""
     return (head.startswith(_AUDIO_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WAVE")
             or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and not head.startswith(b"\xff\xd8")))
@@ -83,7 +83,7 @@ def _probed(av: Any, file: IO[bytes]) -> MediaKind | None:
 
 
 def _guessed(head: bytes) -> MediaKind | None:
-    if looks_like_audio(head):
+    if _looks_like_audio(head):
         return MediaKind.AUDIO
     if head[4:8] == b"ftyp":
         return MediaKind.AUDIO if head[8:12] in _AUDIO_BRANDS else MediaKind.VIDEO

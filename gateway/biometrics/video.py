@@ -133,8 +133,10 @@ def _upright_pixels(frame: Any, max_side: int) -> tuple[Any, float]:
     # Phone videos are stored sideways with a display rotation; HOG only finds upright faces.
     turns = round(getattr(frame, "rotation", 0) / 90) % 4
     if turns:
-        pixels = _np().ascontiguousarray(_np().rot90(pixels, turns))
-    return pixels, 1 / shrink
+        pixels = _np().rot90(pixels, turns)
+    # dlib takes only C-contiguous arrays; swscale pads each row to its alignment (a 648 px wide frame
+    # comes back with 1968-byte rows), and a rotation is a strided view.
+    return _np().ascontiguousarray(pixels), 1 / shrink
 
 
 def _np() -> Any:

@@ -55,6 +55,8 @@ _READ = 1024 * 1024
 _FEED = 64 * 1024
 _MAX_REQUEST_PART = 64 * 1024
 _MAX_PARTS = 16
+# Media parts an edit may carry: the most a decision names (POST /v1/decisions), well below _MAX_PARTS.
+MAX_MEDIA_PARTS = 8
 # Bound on what the decoder buffers between two boundaries' worth of reads; file data is streamed
 # out of it chunk by chunk, so it never holds a whole part.
 _MAX_DECODER_BUFFER = 1024 * 1024
@@ -256,10 +258,13 @@ def _chunks(stream: IO[bytes]) -> Iterator[bytes | None]:
 
 
 def _start_media(event: File, upload: Upload, upload_dir: str | os.PathLike[str]) -> _HashingFile:
-    if not _ROLE.fullmatch(event.name):
+    # A part without a name (Content-Disposition with a filename only, or ``attachment``) has none.
+    if not event.name or not _ROLE.fullmatch(event.name):
         raise MalformedUpload(f"media part {event.name!r}: a role is a short lowercase name like 'source'")
     if event.name in upload.parts:
         raise MalformedUpload(f"media role {event.name!r} is sent twice")
+    if len(upload.parts) >= MAX_MEDIA_PARTS:
+        raise MalformedUpload(f"at most {MAX_MEDIA_PARTS} media parts, as in a decision's media")
     try:
         fd, path = tempfile.mkstemp(prefix="cg-upload-", dir=upload_dir)
     except OSError as exc:

@@ -39,6 +39,7 @@ from gateway.http.schemas import (
 from gateway.http.validation import Body, Digest, FilingNumber, Identifier, MediaRole, parse_body
 from gateway.keys.keyring import signer
 from gateway.proxy import edits
+from gateway.proxy.uploads import MAX_MEDIA_PARTS
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class DecisionTerms(Body):
 
 
 class DecisionBody(DecisionTerms):
-    media: list[Media] = Field(min_length=1, max_length=8)
+    media: list[Media] = Field(min_length=1, max_length=MAX_MEDIA_PARTS)
 
     @model_validator(mode="after")
     def _distinct_roles(self) -> DecisionBody:

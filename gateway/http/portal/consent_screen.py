@@ -103,10 +103,13 @@ def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
     # The form may carry a selfie (a phone photo is a few MB): this route alone reads a larger body.
     request.max_content_length = SELFIE_MAX_BYTES
     try:
-        request.form  # noqa: B018 -- reading the body here, where a too large one can be answered on the screen
+        action = request.form.get("action")  # the body is read here, where a too large one is answered
     except RequestEntityTooLarge:
-        return _selfie_too_large(request_id)
+        return _screen_again(request_id, 413, "error.selfie_too_large", mb=SELFIE_MAX_BYTES // (1024 * 1024))
     session.check_csrf()
+    if action not in ("approve", "decline"):
+        # Only the two buttons decide: a form that says neither grants nothing.
+        return _screen_again(request_id, 422, "error.no_action")
     now = utcnow()
     form_locale = request.form.get("locale", "")
 
@@ -116,7 +119,7 @@ def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
 
     binding = BindingSettings.from_config(current_app.config)
     selfie, video = request.files.get("selfie"), request.files.get("selfie_video")
-    choice = portal.Choice(decline=request.form.get("action") == "decline",
+    choice = portal.Choice(decline=action == "decline",
                            operations=tuple(request.form.getlist("operations")),
                            notice_sha256=request.form.get("notice_sha256", ""),
                            selfie=selfie.read() if selfie is not None else None,
@@ -136,13 +139,12 @@ def consent_decision(request_id: str) -> WerkzeugResponse | tuple[str, int]:
     return _decided(outcome)
 
 
-def _selfie_too_large(request_id: str) -> tuple[str, int]:
-    """The notice again, saying how large a photo may be (nothing of the body was read or kept)."""
+def _screen_again(request_id: str, status: int, key: str, **values: Any) -> tuple[str, int]:
+    """The step the browser is at, saying why nothing was decided (and nothing was kept)."""
     screen = _current_screen(request_id)
     if isinstance(screen, portal.Closed):
         return _closed(screen)
-    return _step(screen, status=413, error=translate(screen.locale, "error.selfie_too_large",
-                                                     mb=SELFIE_MAX_BYTES // (1024 * 1024)))
+    return _step(screen, status=status, error=translate(screen.locale, key, **values))
 
 
 @bp.post("/consent/<request_id>/start-over")

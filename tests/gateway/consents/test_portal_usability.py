@@ -394,6 +394,25 @@ def test_already_answered_says_whether_it_was_approved_or_declined(client: Flask
     assert "it was declined" in page.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("action", ["maybe", "Decline", "", None])
+def test_only_the_two_buttons_decide(client: FlaskClient, caller: Caller, action: str | None) -> None:
+    created = create_consent_request(client, caller.token)
+    visitor = PortalVisitor(client.application)
+    visitor.prove(created["id"])
+    html = visitor.page(f"/consent/{created['id']}")
+    data = {name: visitor.field(html, name) for name in ("csrf_token", "notice_sha256", "locale")}
+    data["operations"] = "face_swap"
+    if action is not None:
+        data["action"] = action
+    response = visitor.client.post(f"/consent/{created['id']}/decision", data=data)
+    assert response.status_code == 422
+    assert "Choose Approve or Decline" in response.get_data(as_text=True)
+    # Nothing was decided: the request is still pending and can be answered with a button.
+    status = client.get(f"/v1/consent-requests/{created['id']}", headers=bearer(caller.token)).get_json()["status"]
+    assert status == "pending"
+    assert visitor.decide(created["id"], ["face_swap"]).status_code in (200, 303)
+
+
 def test_a_printable_receipt_beside_the_signed_json(app: Flask, client: FlaskClient, caller: Caller) -> None:
     with freeze_time(START):
         consent_id = _grant(client, Caller(caller.app, token_for(client, caller.app)), duration_days=30)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import jwt
 import pytest
@@ -30,6 +31,7 @@ from gateway.core.db import db
 from tests.e2e.conftest import LiveServer
 from tests.factories import PortalVisitor, audit_entries, consent_row, create_consent_request, register_algorithm
 from tests.gateway.conftest import FILING, Served
+from tests.gateway.demo.test_demo_upstream import AUDIO
 from tests.gateway.proxy.test_edits import Capture, Stack
 
 pytest.importorskip("dlib")
@@ -220,7 +222,49 @@ def test_media_without_a_face_are_refused_for_a_face_operation(stack: Stack, ups
     # Bytes that claim to be an image but are not one show no face either: refused, not waved through.
     lying = _edit(stack, [obama], b"\x00" * 4096, b"GIF89a but not really", ("image/jpeg", "image/gif"))
     assert lying.json()["reason"] == "no_face_found"
+    # Each picture must show someone: a matching source does not carry a faceless target through, in
+    # either order (in a swap, a target whose face the detector misses would go unchecked).
+    for source, target, faceless in ((OBAMA_2, NO_FACE, "target"), (NO_FACE, OBAMA_2, "source")):
+        denied = _edit(stack, [obama], source, target, ("image/png", "image/png"))
+        assert denied.status_code == 403
+        assert denied.json()["reason"] == "no_face_found"
+        assert f"part '{faceless}'" in denied.json()["detail"]
+    # A face swap edits pictures: a sound in place of the target is no part of it.
+    wrong = _edit(stack, [obama], OBAMA_2, AUDIO, ("image/jpeg", "audio/wav"))
+    assert wrong.json()["reason"] == "media_not_covered"
     assert upstream.requests == []
+    assert consent_row(stack.gateway.app, obama)[1] == 0
+
+
+def _video(photo: bytes, width: int) -> bytes:
+    """A one-second H.264 clip of ``photo`` at ``width`` pixels (PyAV, FFmpeg inside the wheel)."""
+    image = Image.open(io.BytesIO(photo)).convert("RGB")
+    height = round(image.height * width / image.width / 2) * 2
+    frame_image = image.resize((width, height))
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for _ in range(10):
+            container.mux(stream.encode(av.VideoFrame.from_image(frame_image)))
+        container.mux(stream.encode())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("width", [640, 648, 334])
+def test_video_frames_of_any_width_are_checked(stack: Stack, upstream: Capture, width: int) -> None:
+    # Widths whose rows FFmpeg pads (648, 334) gave dlib a strided array, and the edit a 500.
+    obama = _grant(stack, "obama@example.com", OBAMA_1, ("face_attribute_edit",))
+    biden = _grant(stack, "biden@example.com", BIDEN_1, ("face_attribute_edit",))
+    clip = _video(OBAMA_2, width)
+    allowed = stack.edit({"operation": "face_attribute_edit", "algorithm": FILING, "consents": [obama]},
+                         {"target": ("clip.mp4", clip, "video/mp4")})
+    assert allowed.status_code != 403, allowed.text
+    assert allowed.status_code < 500 or allowed.json()["code"].startswith("upstream_"), allowed.text
+    denied = stack.edit({"operation": "face_attribute_edit", "algorithm": FILING, "consents": [biden]},
+                        {"target": ("clip.mp4", clip, "video/mp4")})
+    assert denied.status_code == 403
+    assert denied.json()["reason"] == "biometric_mismatch"
 
 
 def test_faces_in_sampled_video_frames_are_checked(stack: Stack, upstream: Capture) -> None:

@@ -532,3 +532,34 @@ def test_an_answer_closed_before_it_streamed_records_a_failed_outcome(stack: Sta
     assert failed["reason"] == "stream_interrupted"
     assert audit_entries(stack.gateway.app, "decision.completed") == []
     stack.assert_no_temporary_files()
+
+
+def _raw_parts(request: dict[str, Any], parts: list[str]) -> bytes:
+    """A multipart body with the request part and media parts whose Content-Disposition is given as is."""
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"request\"\r\n\r\n"
+            f"{json.dumps(request)}\r\n").encode()
+    for disposition in parts:
+        body += (f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\nContent-Type: image/png\r\n\r\n").encode()
+        body += SOURCE + b"\r\n"
+    return body + f"--{BOUNDARY}--\r\n".encode()
+
+
+@pytest.mark.parametrize("parts", [
+    ['form-data; filename="me.png"'],  # no name: no role
+    ['attachment; filename="me.png"'],
+    [f'form-data; name="m{i}"; filename="m{i}.png"' for i in range(9)],  # more media than a decision names
+])
+def test_media_parts_without_a_role_or_too_many_are_malformed(
+    stack: Stack, demo_upstream: Capture, parts: list[str],
+) -> None:
+    consent_id = stack.consent(operations=("face_swap",))
+    response = httpx.post(f"{stack.gateway.url}/v1/edits", timeout=30,
+                          headers={"Authorization": f"Bearer {stack.token}",
+                                   "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+                          content=_raw_parts({"operation": "face_swap", "algorithm": FILING,
+                                              "consents": [consent_id]}, parts))
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "malformed_upload"
+    assert demo_upstream.requests == []
+    assert consent_row(stack.gateway.app, consent_id) == ("active", 0)
+    stack.assert_no_temporary_files()
