@@ -40,6 +40,13 @@ _SHARD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 _Put = Callable[[str, bytes], None]
 
 
+def shard_of(moment: datetime) -> str:
+    """``YYYY-MM``, the shard (month, UTC) of ``moment``: four digits for every year, so that shard names
+    sort as their months do (``strftime`` writes year 999 as ``999`` on some platforms)."""
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-{utc.month:02d}"
+
+
 def shard_origin(issuer: str, shard: str) -> str:
     """``<issuer without scheme>/audit/YYYY-MM``: the checkpoint origin of a monthly shard."""
     bare = issuer.split("://", 1)[-1].rstrip("/")
@@ -287,6 +294,7 @@ class BundleReader:
             raise FormatError(f"{self.path} is not a readable ZIP archive: {exc}") from exc
         try:
             self.manifest = _parse_manifest(self.read_json(MANIFEST))
+            _within(self.manifest, len(self.zipfile.infolist()))
         except FormatError:
             self.zipfile.close()
             raise
@@ -306,7 +314,7 @@ class BundleReader:
     def read_json(self, name: str) -> Any:
         try:
             return json.loads(self.read(name))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
             raise FormatError(f"{name} is not valid JSON") from exc
 
     def has(self, name: str) -> bool:
@@ -395,8 +403,21 @@ def _parse_manifest(raw: Any) -> Manifest:
     issuer = raw.get("issuer")
     if not isinstance(issuer, str) or not issuer:
         raise FormatError(f"{MANIFEST}: issuer missing")
-    return Manifest(issuer=issuer, since=_time(raw.get("since")), until=_time(raw.get("until")),
+    since, until = _time(raw.get("since")), _time(raw.get("until"))
+    if until <= since:
+        # The exporter never writes such a range; read as one, it would excuse every month as outside it.
+        raise FormatError(f"{MANIFEST}: until is not after since")
+    return Manifest(issuer=issuer, since=since, until=until,
                     generated_at=_time(raw.get("generated_at")), entries_per_file=per_file, shards=shards)
+
+
+def _within(manifest: Manifest, members: int) -> None:
+    """Refuse counts the archive cannot hold before anything is listed from them: a forged manifest must
+    not make the verifier enumerate a billion checkpoint or entry file names."""
+    for shard in manifest.shards:
+        files = -(-shard.entry_count // manifest.entries_per_file) + 1  # a run may straddle one more cut
+        if shard.checkpoint_count > members or files > members + 1:
+            raise FormatError(f"{MANIFEST}: {shard.shard} claims more files than the bundle holds")
 
 
 def _parse_shard(raw: Any) -> ShardManifest:
@@ -423,7 +444,10 @@ def _time(value: Any) -> datetime:
         raise FormatError(f"{MANIFEST}: {value!r} is not an RFC 3339 timestamp") from exc
     if moment.tzinfo is None:
         raise FormatError(f"{MANIFEST}: {value!r} has no time zone")
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # an offset that moves it out of years 1 to 9999
+        raise FormatError(f"{MANIFEST}: {value!r} is out of range") from exc
 
 
 def _count(value: Any, where: str) -> int:

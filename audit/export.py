@@ -26,7 +26,7 @@ class ExportSummary:
 def _months(since: datetime, until: datetime) -> tuple[str, str]:
     """The first and last month the range [since, until) touches (``until`` is exclusive)."""
     last = until - timedelta(microseconds=1)
-    return since.astimezone(UTC).strftime("%Y-%m"), last.astimezone(UTC).strftime("%Y-%m")
+    return bundle.shard_of(since), bundle.shard_of(last)
 
 
 def _range(session: Session, shard: Shard, since: datetime, until: datetime) -> tuple[int, int] | None:

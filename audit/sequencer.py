@@ -20,7 +20,7 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from audit import canonical, signed_note
-from audit.bundle import shard_origin
+from audit.bundle import shard_of, shard_origin
 from audit.log import rfc3339
 from audit.models import Checkpoint, Entry, Node, QueuedEntry, Shard
 from audit.rfc9162 import MerkleFrontier, leaf_hash
@@ -53,10 +53,6 @@ class Policy:
     checkpoint_every: int = 1000
     checkpoint_seconds: int = 60
     batch: int = 500
-
-
-def shard_of(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m")
 
 
 def try_lead(session: Session) -> bool:

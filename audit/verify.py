@@ -74,6 +74,7 @@ from audit.bundle import (
     Manifest,
     ShardManifest,
     read_member,
+    shard_of,
     shard_origin,
 )
 from audit.errors import (
@@ -1044,7 +1045,7 @@ def _check_coverage(bundle: Manifest, checks: dict[str, _ShardCheck], purged: di
     it; a purged first month's predecessors were purged before it, oldest first).
     """
     months = _months(bundle.since, bundle.until)
-    generated = _shard_of(bundle.generated_at)
+    generated = shard_of(bundle.generated_at)
     skipped: set[str] = set()
     for check in checks.values():
         if check.previous_shard is not None:
@@ -1074,7 +1075,7 @@ def _check_coverage(bundle: Manifest, checks: dict[str, _ShardCheck], purged: di
 def _months(since: datetime, until: datetime) -> list[str]:
     if until <= since:
         return []
-    month, last = _shard_of(since), _shard_of(until - timedelta(microseconds=1))
+    month, last = shard_of(since), shard_of(until - timedelta(microseconds=1))
     months = [month]
     while month < last:
         month = _next_shard(month)
@@ -1082,8 +1083,6 @@ def _months(since: datetime, until: datetime) -> list[str]:
     return months
 
 
-def _shard_of(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m")
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -30,4 +30,7 @@ def parse_time(text: str) -> datetime:
         raise ValueError("not an RFC 3339 timestamp (e.g. 2026-01-31T00:00:00Z)") from exc
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("an RFC 3339 timestamp needs an offset (e.g. Z or +08:00)")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise ValueError("the timestamp is outside years 1 to 9999 in UTC") from exc

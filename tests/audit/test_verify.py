@@ -8,6 +8,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -314,4 +315,48 @@ def test_cli_exit_codes_and_output(
     not_a_bundle = tmp_path / "x.zip"
     not_a_bundle.write_bytes(b"not a zip")
     assert main([str(not_a_bundle)]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def _manifest(bundle: Path, **changes: Any) -> bytes:
+    manifest = json.loads(zipfile.ZipFile(bundle).read("manifest.json"))
+    return json.dumps({**manifest, **changes}).encode()
+
+
+@pytest.mark.parametrize("change", [
+    # A range the exporter never writes would excuse every month as outside it.
+    {"since": "2027-06-01T00:00:00Z", "until": "2024-01-01T00:00:00Z"},
+    {"since": "0001-01-01T00:00:00+01:00"},  # year 0 once in UTC
+])
+def test_a_manifest_range_that_cannot_be_is_unreadable(
+    clean: Path, signer: Signer, change: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    forged = rewrite(clean, clean.with_name("f.zip"), {"manifest.json": _manifest(clean, **change)})
+    assert main([str(forged), "--key", signer.vkey, "--jobs", "1"]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_a_manifest_from_year_999_still_names_every_month_it_covers(clean: Path, signer: Signer) -> None:
+    # Month names keep four digits: "0999-01" sorts before "2024-12"; "999-01" sorted after it and hid them.
+    wide = rewrite(clean, clean.with_name("w.zip"), {"manifest.json": _manifest(clean, since="0999-01-01T00:00:00Z")})
+    report = verify_bundle(wide, keys=[signer.vkey], jobs=1)
+    assert report.ok, report.render()
+    stripped = {n: None for n in zipfile.ZipFile(clean).namelist() if n.startswith("shards/2025-02/")}
+    hidden = rewrite(clean, clean.with_name("h.zip"), {**stripped, "manifest.json": manifest_with(
+        wide, **{"2025_02": {}})})
+    assert ("missing_shard", "2025-02", 0) in {(p.code, p.shard, p.index) for p in verify_bundle(
+        hidden, keys=[signer.vkey], jobs=1).problems}
+
+
+@pytest.mark.parametrize("manifest", [
+    b"[" * 100_000 + b"]" * 100_000,  # deeper than the parser recurses
+    None,  # a shard that claims a billion checkpoints
+])
+def test_a_hostile_manifest_is_refused_quickly(
+    clean: Path, signer: Signer, manifest: bytes | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if manifest is None:
+        manifest = manifest_with(clean, **{"2025_02": {"checkpoints": 10**9}})
+    forged = rewrite(clean, clean.with_name("f.zip"), {"manifest.json": manifest})
+    assert main([str(forged), "--key", signer.vkey, "--jobs", "1"]) == 2
     assert "error:" in capsys.readouterr().err

@@ -121,6 +121,9 @@ def test_three_years_export_over_http_and_cli(app: Flask, client: FlaskClient, t
 
 @pytest.mark.parametrize(("since", "until"), [
     ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"),
+    # Years before 1000 and 100: month names keep four digits, so months still sort as they fall.
+    ("0999-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+    ("0001-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
     ("2026-10-01T00:00:00Z", "2026-11-30T00:00:00Z"),  # to the last day of the current month
     ("2026-10-01T00:00:00Z", "2026-12-01T00:00:00Z"),
 ])
@@ -141,6 +144,24 @@ def test_a_range_into_the_future_verifies_clean(
         assert {s for m, s in statuses.items() if m > "2026-11"} <= {"after_generation"}
         code, output = _cli(app, "audit", "verify", str(bundle), *_pins(keys), "--jobs", "1")
         assert code == 0, output
+
+
+@pytest.mark.parametrize("query", [
+    "since=0001-01-01T00:00:00%2B01:00&until=2027-01-01T00:00:00Z",  # year 0 once in UTC
+    "since=2026-01-01T00:00:00Z&until=9999-12-31T23:59:59-01:00",  # year 10000 once in UTC
+])
+def test_a_time_outside_the_calendar_once_in_utc_is_a_bad_parameter(
+    app: Flask, client: FlaskClient, tmp_path: Path, query: str
+) -> None:
+    token = token_for(client, make_app_client(app, "audit:read audit:export"))
+    for path in ("/v1/audit/export", "/v1/audit/entries"):
+        response = client.get(f"{path}?{query}", headers=bearer(token))
+        assert response.status_code == 400, (path, response.get_data(as_text=True))
+        assert response.get_json()["code"] == "invalid_parameter"
+    code, output = _cli(app, "audit", "export", "--since", "0001-01-01T00:00:00+01:00", "--until",
+                        "2027-01-01T00:00:00Z", "-o", str(tmp_path / "x.zip"))
+    assert code == 2, output
+    assert "Traceback" not in output
 
 
 def test_a_range_before_the_log_began_is_shown_so(app: Flask, client: FlaskClient, tmp_path: Path) -> None:
