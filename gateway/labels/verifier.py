@@ -300,7 +300,7 @@ def _png(media: IO[bytes]) -> tuple[str, str | None]:
             crc = _exactly(media, 4)
             text = _png_xmp(data)
             if text is not None:
-                packet = packet if packet is not None else text
+                packet = _only(packet, text, "XMP iTXt chunk")
                 continue
             digest.update(head + data + crc)
         else:
@@ -362,7 +362,7 @@ def _jpeg(media: IO[bytes]) -> tuple[str, str | None]:  # noqa: PLR0912 - one ma
         if code == 0xE1 and size - 2 >= len(XMP_JPEG_HEADER):
             payload = _exactly(media, size - 2)
             if payload.startswith(XMP_JPEG_HEADER):
-                packet = packet if packet is not None else payload[len(XMP_JPEG_HEADER):]
+                packet = _only(packet, payload[len(XMP_JPEG_HEADER):], "XMP APP1 segment")
                 continue
             digest.update(b"\xff" + marker + size_bytes + payload)
         else:
@@ -388,7 +388,7 @@ def _wav(media: IO[bytes]) -> tuple[str, str | None]:
                 raise MalformedLabel("the ID3 chunk is too large")
             data = _exactly(media, size)
             media.read(padded - size)
-            tag = tag if tag is not None else data
+            tag = _only(tag, data, "ID3 chunk")
             continue
         digest.update(head)
         _hash_span(media, padded, digest, allow_short=padded != size)
@@ -495,6 +495,14 @@ def _freeform(ilst: bytes) -> str | None:
 
 
 _READERS = {"png": _png, "jpeg": _jpeg, "wav": _wav, "mp3": _mp3, "mp4": _mp4}
+
+
+def _only(found: bytes | None, another: bytes, carrier: str) -> bytes:
+    """The one label carrier of a file. A second would be left out of the content digest like the first,
+    so it could carry any label beside a valid one, and readers differ in which of the two they show."""
+    if found is not None:
+        raise MalformedLabel(f"more than one {carrier}: a reader could show either label")
+    return another
 
 
 # --- XMP and ID3 ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from flask import Flask
 
 from gateway.labels import aigc, containers, isobmff
 from gateway.labels.errors import LabelRefused
-from gateway.labels.verifier import read_label, verify_label
+from gateway.labels.verifier import MalformedLabel, read_label, verify_label
 from tests.conftest import ISSUER
 from tests.gateway.labels import media
 from tests.gateway.labels.conftest import CONTEXT, gateway_jwks, label_with
@@ -119,3 +119,43 @@ def _top_level(data: bytes) -> list[tuple[bytes, int, int]]:
         boxes.append((kind, offset, size))
         offset += size
     return boxes
+
+
+def _png_chunks(data: bytes) -> list[bytes]:
+    chunks, offset = [], 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset:offset + 4])
+        chunks.append(data[offset:offset + length + 12])
+        offset += length + 12
+    return chunks
+
+
+def _second_carrier(name: str, labelled: bytes) -> bytes:
+    """``labelled`` with its label carrier copied once more, where a reader may find either."""
+    if name == "png":
+        chunks = _png_chunks(labelled)
+        [xmp] = [c for c in chunks if c[4:8] == b"iTXt" and c[8:].startswith(b"XML:com.adobe.xmp\x00")]
+        return labelled[:8] + b"".join(chunks[:-1]) + xmp + chunks[-1]
+    if name == "jpeg":
+        at = labelled.index(b"\xff\xe1")
+        (size,) = struct.unpack(">H", labelled[at + 2:at + 4])
+        segment = labelled[at:at + 2 + size]
+        assert b"http://ns.adobe.com/xap/1.0/\x00" in segment
+        return labelled[:at + 2 + size] + segment + labelled[at + 2 + size:]
+    at = labelled.index(b"id3 ")
+    (size,) = struct.unpack("<I", labelled[at + 4:at + 8])
+    chunk = labelled[at:at + 8 + size + (size & 1)]
+    doubled = labelled + chunk
+    return doubled[:4] + struct.pack("<I", len(doubled) - 8) + doubled[8:]
+
+
+@pytest.mark.parametrize("name", ["png", "jpeg", "wav"])
+def test_a_file_with_two_label_carriers_is_malformed(app: Flask, name: str) -> None:
+    # Both carriers are left out of the content digest, so a second one could say anything beside a
+    # valid first one; readers differ in which they show (Pillow the last PNG chunk, exiftool both).
+    maker, content_type = {"png": (media.png, "image/png"), "jpeg": (media.jpeg, "image/jpeg"),
+                           "wav": (media.wav, "audio/wav")}[name]
+    labelled = label_with(app, maker(), content_type=content_type)
+    assert read_label(io.BytesIO(labelled)).fields is not None
+    with pytest.raises(MalformedLabel, match="more than one"):
+        read_label(io.BytesIO(_second_carrier(name, labelled)))
