@@ -225,9 +225,13 @@ def verify_presented_record(session: Session, token: str, now: datetime) -> dict
     try:
         try:
             verified = jws.verify(token, keys, issuer=issuer, typ=CONSENT_TYP)
-        except WrongType:
+        except WrongType as exc:
             kind = "revocation"
-            verified = jws.verify(token, keys, issuer=issuer, typ=REVOCATION_TYP)
+            try:
+                verified = jws.verify(token, keys, issuer=issuer, typ=REVOCATION_TYP)
+            except WrongType:
+                # Neither kind: say so, rather than only that it is not the second one tried.
+                raise WrongType(f"{exc}, nor {REVOCATION_TYP!r}") from None
     except InvalidRecord as exc:
         return {"valid": False, "error": {"code": exc.code, "detail": str(exc)}}
     claims = verified.claims

@@ -121,6 +121,18 @@ def test_a_record_of_another_issuer_is_refused(app: Flask, client: FlaskClient, 
     assert _verify(client, token)["error"]["code"] == "wrong_issuer"
 
 
+def test_a_ticket_presented_as_a_record_names_both_kinds_it_is_not(
+    app: Flask, client: FlaskClient, consent: dict[str, Any]
+) -> None:
+    claims = json.loads(_unb64(consent["record"].split(".")[1]))
+    with app.app_context():
+        token = jws.sign(claims, signer(db.session), "consent-ticket+jwt")
+    error = _verify(client, token)["error"]
+    assert error["code"] == "wrong_type"
+    assert "'consent+jwt'" in error["detail"]
+    assert "'consent-revocation+jwt'" in error["detail"]
+
+
 @pytest.mark.parametrize("record", ["not-a-jws", "a.b.c", "x" * 70_000])
 def test_garbage_is_reported_not_raised(client: FlaskClient, record: str) -> None:
     response = client.post("/v1/consents/verify", json={"record": record})
