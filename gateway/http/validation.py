@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -62,6 +63,9 @@ class Query(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_DIGITS = re.compile(r"[0-9]{1,20}")
+
+
 def _rfc3339(value: object) -> object:
     return parse_time(value) if isinstance(value, str) else value
 
@@ -76,6 +80,13 @@ def parse_query(model: type[M], *, status: int = 400, code: str = "invalid_param
     repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
     if repeated:
         raise Problem(status, code, f"{repeated[0]} is given more than once", parameter=repeated[0])
+    for name, field in model.model_fields.items():
+        value = request.args.get(name)
+        # Python's int() also reads "1_0" and " 1"; a number in a URL is decimal digits and nothing else.
+        if value is not None and field.annotation is int and not _DIGITS.fullmatch(value):
+            msg = "Input should be an integer in decimal digits"
+            raise Problem(status, code, f"{name}: {msg}", parameter=name,
+                          errors=[{"loc": name, "msg": msg, "type": "int_parsing"}])
     try:
         return model.model_validate(request.args.to_dict())
     except ValidationError as exc:

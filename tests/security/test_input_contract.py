@@ -75,7 +75,7 @@ def test_limits_apply_to_the_text_as_sent(client: FlaskClient, token: str) -> No
 
 
 @pytest.mark.parametrize("query", ["cursor=" + "c" * 65, "subject=" + "s" * 65, "limit=0", "limit=101",
-                                   "status=happy", "surprise=1"])
+                                   "status=happy", "surprise=1", "limit=1_0", "limit=%2010", "limit=+5"])
 def test_consent_list_parameters_are_checked_as_documented(client: FlaskClient, token: str, query: str) -> None:
     response = client.get(f"/v1/consents?{query}", headers=bearer(token))
     assert response.status_code == 422
@@ -83,7 +83,7 @@ def test_consent_list_parameters_are_checked_as_documented(client: FlaskClient, 
 
 
 @pytest.mark.parametrize("query", ["shard=2026-13", "shard=2026-1", "since=yesterday", "since=2026-01-01T00:00:00",
-                                   "limit=501", "limit=0"])
+                                   "limit=501", "limit=0", "limit=1_0", "limit=%201"])
 def test_audit_parameters_are_checked_as_documented(client: FlaskClient, token: str, query: str) -> None:
     path = "/v1/audit/checkpoints/latest" if query.startswith("shard") else "/v1/audit/entries"
     response = client.get(f"{path}?{query}", headers=bearer(token))
