@@ -91,6 +91,14 @@ def test_audit_parameters_are_checked_as_documented(client: FlaskClient, token: 
     assert response.get_json()["code"] == "invalid_parameter"
 
 
+def test_an_entries_range_that_holds_no_instant_is_invalid_as_for_an_export(client: FlaskClient, token: str) -> None:
+    for since, until in (("2026-02-01T00:00:00Z", "2026-01-01T00:00:00Z"),
+                         ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")):
+        response = client.get(f"/v1/audit/entries?since={since}&until={until}", headers=bearer(token))
+        assert response.status_code == 400
+        assert response.get_json()["code"] == "invalid_range"
+
+
 @pytest.mark.parametrize("key", ["", " ", "é", "k" * 201])
 def test_a_bad_idempotency_key_is_refused_and_creates_nothing(client: FlaskClient, token: str, key: str) -> None:
     response = client.post("/v1/consent-requests", headers={**bearer(token), "Idempotency-Key": key},

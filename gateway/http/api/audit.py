@@ -86,6 +86,9 @@ def _b64(data: bytes) -> str:
 @require("audit:read")
 def entries() -> Response:
     query = parse_query(EntriesQuery)
+    if query.since is not None and query.until is not None and not query.since < query.until:
+        # As for an export: a range that holds no instant is a mistake in the question, not an empty answer.
+        raise Problem(400, "invalid_range", "since must be before until")
     where = queries.EntryFilter(since=query.since, until=query.until, action=query.action, subject=query.subject,
                                 client_id=query.client_id, consent_id=query.consent_id)
     rows, cursor = queries.entries(db.session, where, query.limit, query.cursor)
