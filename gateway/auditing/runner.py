@@ -25,6 +25,7 @@ from audit import sequencer, signed_note
 from audit.models import QueuedEntry
 from gateway.auditing import witnesses
 from gateway.core.clock import utcnow
+from gateway.core.config import ConfigError
 from gateway.core.db import db
 from gateway.keys.keyring import key_store
 from gateway.keys.store import KeyStoreError, Signer
@@ -171,6 +172,10 @@ def init_app(app: Flask) -> None:
     event.listen(factory, "before_flush", _mark_dirty)
     event.listen(factory, "after_commit", _after_commit)
     event.listen(factory, "after_transaction_end", _sequencer_for(app))
+    try:
+        witnesses.configured(app)  # a typo in AUDIT_WITNESSES stops every command, not only `serve`'s workers
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if app.config.get("AUDIT_BACKGROUND", False):
         _start_ticker(app)
         # A thread of its own: a slow witness must not hold up the ticker's sequencing.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -52,10 +53,20 @@ def audit_export(since: str | None, until: str | None, output: str, as_json: boo
     except InvalidRange as exc:
         raise click.UsageError(str(exc)) from exc
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    with db.unit_of_work() as session:
-        spool = export(app, session, span, now, party=OPERATOR, output="file")
-    with spool, open(output, "wb") as handle:
-        shutil.copyfileobj(spool, handle, 1024 * 1024)
+    try:
+        # Opened first: an export is audited, and one that cannot be written must not be recorded as made.
+        handle = open(output, "wb")  # noqa: SIM115 -- closed below, and removed if the export fails
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from exc
+    try:
+        with handle:
+            with db.unit_of_work() as session:
+                spool = export(app, session, span, now, party=OPERATOR, output="file")
+            with spool:
+                shutil.copyfileobj(spool, handle, 1024 * 1024)
+    except BaseException:
+        os.unlink(output)
+        raise
     times = span.as_detail()
     emit(as_json, {"output": output, **times}, f"wrote {output} ({times['since']} .. {times['until']})")
 

@@ -18,12 +18,15 @@ def keys_group() -> None:
 
 
 @keys_group.command("rotate")
+@click.option("--force", is_flag=True,
+              help="retire an active key this master key cannot decrypt (a damaged key, or one made with the "
+                   "wrong master key); never needed otherwise")
 @json_option
-def keys_rotate(as_json: bool) -> None:
+def keys_rotate(force: bool, as_json: bool) -> None:
     """Create a new signing key; the old one is retired but stays published."""
     now = utcnow()
     with db.unit_of_work() as session:
-        row, retired = key_store().rotate(session, now)
+        row, retired = key_store().rotate(session, now, force=force)
         AuditJournal(session, now).record("key.rotated", OPERATOR, detail={"kid": row.kid, "retired": retired})
         kid = row.kid
     emit(as_json, {"kid": kid, "retired": retired}, f"new signing key {kid}; retired {', '.join(retired) or '-'}")

@@ -43,7 +43,10 @@ class _Root(AppGroup):
         try:
             return super().invoke(ctx)
         except DBAPIError as exc:
-            raise click.ClickException(f"the database cannot be used: {_first_line(exc.orig)}") from exc
+            reason = _first_line(exc.orig)
+            if "no such table" in reason or "does not exist" in reason:
+                reason += " (run `consent-gateway init` on this database first)"
+            raise click.ClickException(f"the database cannot be used: {reason}") from exc
         except SQLAlchemyError as exc:
             raise click.ClickException(f"the database cannot be used: {_first_line(exc)}") from exc
         except (ConfigError, KeyStoreError) as exc:
@@ -78,6 +81,8 @@ def init_command(as_json: bool) -> None:
         store = key_store()
         row = store.active(session)
         created = row is None
+        if row is not None:
+            store.check(row)  # the master key of this deployment, or nothing can be signed
         if row is None:
             row = store.create(session, now)
             AuditJournal(session, now).record("key.created", OPERATOR, detail={"kid": row.kid})

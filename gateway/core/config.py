@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
@@ -120,7 +121,7 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
 
 
-class ConfigError(GatewayError):
+class ConfigError(GatewayError, ValueError):
     """The configuration cannot run safely; the gateway refuses to start."""
 
     code = "configuration_invalid"
@@ -145,6 +146,65 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
         path = os.path.join(app.instance_path, "consent-gateway.sqlite3")
         app.config["DATABASE_URL"] = f"sqlite:///{path}"
     _check_database_url(str(app.config["DATABASE_URL"]))
+    _check_values(app.config)
+
+
+# Settings whose value must be at least 1 (0 would turn a limit or a lifetime into a refusal of everything).
+_POSITIVE = frozenset({"ACCESS_TOKEN_TTL", "TICKET_TTL_SECONDS", "MAX_CONTENT_LENGTH", "MAX_UPLOAD_MB",
+                       "AUDIT_CHECKPOINT_EVERY", "REQUEST_TTL_HOURS", "AUDIT_RETENTION_DAYS"})
+_MODALITIES = frozenset({"face", "voice"})
+MAX_TICKET_TTL_SECONDS = 120  # DESIGN.md
+
+
+def _check_values(config: Mapping[str, Any]) -> None:
+    """Every setting has the type of its default, so a typo stops the start instead of changing behaviour.
+
+    Environment values are read as JSON where they parse, so ``BINDING_MODALITIES=face`` arrives as the
+    string "face", which as a set of modalities would be {"f", "a", "c", "e"}: face binding silently off.
+    """
+    for name, default in vars(Defaults).items():
+        if name.startswith("_") or default is None or name not in config:
+            continue
+        value = config[name]
+        if not _same_kind(value, default):
+            raise ConfigError(f"CONSENT_GATEWAY_{name} must be {_kind(default)}, not {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and value < (1 if name in _POSITIVE else 0):
+            raise ConfigError(f"CONSENT_GATEWAY_{name} must be at least {1 if name in _POSITIVE else 0}")
+    unknown = set(config["BINDING_MODALITIES"]) - _MODALITIES
+    if unknown:
+        raise ConfigError(f"CONSENT_GATEWAY_BINDING_MODALITIES: unknown modality {sorted(unknown)[0]!r}; "
+                          f'a JSON list of {" and ".join(sorted(_MODALITIES))}, e.g. ["face"] (or [] for none)')
+    if config["TICKET_TTL_SECONDS"] > MAX_TICKET_TTL_SECONDS:
+        raise ConfigError(f"CONSENT_GATEWAY_TICKET_TTL_SECONDS is at most {MAX_TICKET_TTL_SECONDS}")
+    upload_dir = str(config["UPLOAD_DIR"] or "")
+    if upload_dir and os.path.exists(upload_dir) and not os.path.isdir(upload_dir):
+        raise ConfigError(f"CONSENT_GATEWAY_UPLOAD_DIR {upload_dir!r} is not a directory")
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str | os.PathLike)
+    if isinstance(default, list | tuple):
+        return isinstance(value, list | tuple) and all(isinstance(item, str | Mapping) for item in value)
+    return True
+
+
+def _kind(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "a whole number"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, list | tuple):
+        return "a JSON list"
+    return "text"
 
 
 def _check_database_url(url: str) -> None:

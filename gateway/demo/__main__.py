@@ -18,11 +18,14 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import create_app
 from gateway.auditing.trail import OPERATOR, AuditJournal
+from gateway.auth.models import OAuthClient
 from gateway.auth.oauth import create_client
 from gateway.core.clock import utcnow
+from gateway.core.config import ConfigError
 from gateway.core.db import db
 from gateway.demo import DEMO_FILING_NUMBER, PERSON_A_ANOTHER_PHOTO, PERSON_A_SELFIE, PERSON_B, PHOTOS
 from gateway.registry import algorithms as registry
@@ -43,15 +46,29 @@ def _prepare(host: str, upstream_port: int, app_port: int) -> dict[str, str]:
                 operations=("face_swap", "face_reenactment", "face_attribute_edit", "voice_clone",
                             "voice_conversion", "voice_edit"),
                 upstream_url=f"http://{host}:{upstream_port}/edit"), actor=OPERATOR, journal=journal, now=now)
-        if not credentials_file.exists():
+        kept = _kept_credentials(credentials_file)
+        # Credentials kept for another database (CONSENT_GATEWAY_DATABASE_URL changed) name no client here.
+        if kept is None or session.get(OAuthClient, kept["client_id"]) is None:
             client, secret = create_client(session, name="Demo Face App", scope=DEMO_SCOPES,
                                            redirect_uris=[f"http://{host}:{app_port}/back"], actor=OPERATOR,
                                            journal=journal, now=now)
+            kept = {"client_id": client.client_id, "client_secret": secret}
+            credentials_file.parent.mkdir(parents=True, exist_ok=True)
+            credentials_file.unlink(missing_ok=True)
             fd = os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
-                json.dump({"client_id": client.client_id, "client_secret": secret}, handle)
-    credentials: dict[str, str] = json.loads(credentials_file.read_text())
-    return credentials
+                json.dump(kept, handle)
+    return kept
+
+
+def _kept_credentials(path: Path) -> dict[str, str] | None:
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(kept, dict) or not all(isinstance(kept.get(k), str) for k in ("client_id", "client_secret")):
+        return None
+    return {"client_id": kept["client_id"], "client_secret": kept["client_secret"]}
 
 
 def taken_ports(host: str, ports: list[int]) -> list[int]:
@@ -167,9 +184,14 @@ def main(argv: list[str]) -> int:
         return 1
     gateway_url = f"http://{host}:{port}"
     app_url = f"http://{host}:{app_port}"
-    credentials = _prepare(host, upstream_port, app_port)
-    # What the welcome tells the newcomer to do depends on it (the tests run the demo both ways).
-    face_binding = "face" in create_app().config["BINDING_MODALITIES"]
+    try:
+        credentials = _prepare(host, upstream_port, app_port)
+        # What the welcome tells the newcomer to do depends on it (the tests run the demo both ways).
+        face_binding = "face" in create_app().config["BINDING_MODALITIES"]
+    except (ConfigError, SQLAlchemyError) as exc:
+        # `bash .ci/serve` ran `init` already; what is left is configuration, said in one line.
+        print(f"Error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
     # A SIGTERM (not only Ctrl-C) must also stop the three children, through the finally below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Through the console-script entry point: command groups register themselves on gateway.cli.main.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.core.db import db
 from gateway.keys.keyring import signer
@@ -36,6 +37,10 @@ def check() -> Readiness:
             checks["signing_key"] = "ok"
         except KeyStoreError as exc:
             checks["signing_key"] = f"unavailable: {exc}"
+        except SQLAlchemyError as exc:
+            # The server answers, but the tables are not there (or not as this version needs them).
+            checks["signing_key"] = (f"unavailable: {type(exc).__name__}; has `consent-gateway init` "
+                                     "run on this database?")
     else:
         checks["signing_key"] = "unknown: database unavailable"
     return Readiness(checks)

@@ -142,8 +142,14 @@ class KeyStore:
         # Standalone: reading which key is active never takes SQLite's write lock for the request.
         return session.scalars(_ACTIVE).first()
 
-    def rotate(self, session: Session, now: datetime) -> tuple[SigningKey, list[str]]:
+    def rotate(self, session: Session, now: datetime, *, force: bool = False) -> tuple[SigningKey, list[str]]:
+        """Retire the active key for a new one. Refused when this master key cannot decrypt the active key
+        (unless ``force``): a process with the wrong master key would otherwise make a key no other
+        process can use, and take signing down everywhere."""
         retired = list(session.scalars(select(SigningKey).where(SigningKey.status == "active")))
+        if not force:
+            for row in retired:
+                self.check(row)
         for row in retired:
             # Retired keys stay published so that records signed with them keep verifying.
             row.status = "retired"
@@ -166,6 +172,14 @@ class KeyStore:
         signer = self.signer_for(row, issuer)
         self._active = _ReadKey(kid=row.kid, private=signer._private, read_at=read_at)
         return signer
+
+    def check(self, row: SigningKey) -> None:
+        """KeyStoreError unless this master key decrypts ``row`` (the one every process must share)."""
+        try:
+            self.signer_for(row, "")
+        except KeyStoreError as exc:
+            raise KeyStoreError(f"{exc}: CONSENT_GATEWAY_MASTER_KEY is not the master key it was made with "
+                                "(every process must share one)") from None
 
     def signer_for(self, row: SigningKey, issuer: str) -> Signer:
         private = self._decrypted.get(row.kid)

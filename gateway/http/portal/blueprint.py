@@ -6,6 +6,7 @@ from flask import Blueprint, Flask
 from flask.blueprints import BlueprintSetupState
 
 from gateway.consents.notify import build as build_notifier
+from gateway.core.config import ConfigError
 from gateway.http.portal.session import CookieSessions
 
 bp = Blueprint("portal", __name__)
@@ -17,7 +18,10 @@ def _configure(state: BlueprintSetupState) -> None:
     if isinstance(app, Flask):
         app.session_interface = CookieSessions()
     # A misconfigured notifier must stop the start, not the first person who asks for a code.
-    build_notifier(str(app.config["NOTIFIER"]), str(app.config.get("WEBHOOK_SECRET", "")))
+    try:
+        build_notifier(str(app.config["NOTIFIER"]), str(app.config.get("WEBHOOK_SECRET", "")))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if str(app.config["ISSUER"]).startswith("https://"):
         # Behind https the session cookie never travels in clear text.
         app.config["SESSION_COOKIE_SECURE"] = True

@@ -6,7 +6,9 @@ exit status 1, and nothing done (a bad key is found before the database is migra
 
 from __future__ import annotations
 
+import base64
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +60,66 @@ def test_a_good_environment_still_initialises(tmp_path: Path) -> None:
     result = _run(tmp_path, "init", "--json")
     assert result.returncode == 0, result.stderr
     assert '"key_created": true' in result.stdout
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    # As a plain string, "face" would have been the modalities f, a, c and e: face binding silently off.
+    ({"BINDING_MODALITIES": "face"}, "BINDING_MODALITIES must be a JSON list"),
+    ({"BINDING_MODALITIES": '["fase"]'}, "unknown modality 'fase'"),
+    ({"BINDING_MODALITIES": "42"}, "BINDING_MODALITIES must be a JSON list"),
+    ({"TICKET_TTL_SECONDS": "500"}, "TICKET_TTL_SECONDS is at most 120"),
+    ({"ACCESS_TOKEN_TTL": "abc"}, "ACCESS_TOKEN_TTL must be a whole number"),
+    ({"ACCESS_TOKEN_TTL": "0"}, "ACCESS_TOKEN_TTL must be at least 1"),
+    ({"AUDIT_RETENTION_DAYS": "abc"}, "AUDIT_RETENTION_DAYS must be a whole number"),
+    ({"AUDIT_WITNESSES": "notjson"}, "AUDIT_WITNESSES must be a JSON list"),
+    ({"AUDIT_WITNESSES": '[{"url": "ftp://w", "vkey": "x"}]'}, "AUDIT_WITNESSES"),
+    ({"NOTIFIER": "bogus"}, "CONSENT_GATEWAY_NOTIFIER"),
+    ({"UPLOAD_DIR": "/etc/hostname"}, "is not a directory"),
+])
+def test_a_setting_of_the_wrong_kind_stops_every_command(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    for command in (["init"], ["keys", "list"]):
+        result = _run(tmp_path, *command, **env)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        [error] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+        assert message in error, result.stderr
+    assert not (tmp_path / "gateway.db").exists()
+
+
+def test_the_wrong_master_key_neither_rotates_nor_initialises(tmp_path: Path) -> None:
+    assert _run(tmp_path, "init").returncode == 0
+    before = _run(tmp_path, "keys", "list", "--json").stdout
+    other = base64.b64encode(b"o" * 32).decode()
+    for command in (["keys", "rotate"], ["init"]):
+        result = _run(tmp_path, *command, MASTER_KEY=other)
+        assert result.returncode == 1, result.stdout
+        assert "is not the master key it was made with" in result.stderr
+        assert "Traceback" not in result.stderr
+    # Nothing changed: the active key is the one every process with the right master key can use.
+    assert _run(tmp_path, "keys", "list", "--json").stdout == before
+    assert _run(tmp_path, "keys", "rotate").returncode == 0
+    # --force is the way out when the active key really is unusable.
+    assert _run(tmp_path, "keys", "rotate", "--force", MASTER_KEY=other).returncode == 0
+    assert _run(tmp_path, "keys", "rotate").returncode == 1
+    assert _run(tmp_path, "keys", "rotate", "--force").returncode == 0
+
+
+def test_an_export_that_cannot_be_written_is_not_recorded_as_made(tmp_path: Path) -> None:
+    assert _run(tmp_path, "init").returncode == 0
+    result = _run(tmp_path, "audit", "export", "-o", str(tmp_path / "no" / "such" / "dir.zip"))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot write" in result.stderr
+    _run(tmp_path, "audit", "sequence")
+    with sqlite3.connect(tmp_path / "gateway.db") as conn:
+        bodies = [bytes(row[0]) for row in conn.execute("SELECT body FROM audit_entries UNION ALL "
+                                                        "SELECT body FROM audit_queue")]
+    assert not any(b"audit.exported" in body for body in bodies)
+    assert _run(tmp_path, "audit", "export", "-o", str(tmp_path / "made.zip")).returncode == 0
+
+
+def test_a_database_init_never_ran_on_says_so(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "gateway.db").close()
+    result = _run(tmp_path, "keys", "list")
+    assert result.returncode == 1
+    assert "run `consent-gateway init` on this database first" in result.stderr

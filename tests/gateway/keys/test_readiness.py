@@ -43,3 +43,11 @@ def test_not_ready_without_signing_key(database_url: str, tmp_path: Path) -> Non
     ready = app.test_client().get("/readyz")
     assert ready.status_code == 503
     assert "no active signing key" in ready.get_json()["checks"]["signing_key"]
+
+
+def test_a_database_init_never_ran_on_is_not_ready_not_a_fault(tmp_path: Path) -> None:
+    app = create_app(app_config(f"sqlite:///{tmp_path / 'empty.sqlite3'}", tmp_path))
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["database"] == "ok"
+    assert "consent-gateway init" in ready.get_json()["checks"]["signing_key"]
