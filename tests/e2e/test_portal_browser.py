@@ -113,7 +113,8 @@ def test_consent_grant_and_withdrawal_in_chromium(live_server: LiveServer, app_c
     created = api.post("/v1/consent-requests", json={
         "subject": {"contact": CONTACT, "reference": "user-7"},
         "operations": ["face_swap", "face_reenactment", "voice_clone"],
-        "purpose": "Star in your friend's birthday video",
+        # A long unbroken URL in the purpose must wrap on a phone, not widen the page.
+        "purpose": "Star in your friend's birthday video; details at https://videos.example/" + "x" * 120,
         "duration_days": 30,
         "redirect_uri": app_callback,
     })
