@@ -27,7 +27,7 @@ from gateway.core.db import db
 from gateway.http.context import request_journal
 from gateway.http.portal import session
 from gateway.http.portal.blueprint import bp
-from gateway.http.portal.openapi import CodeForm, ContactForm, DecisionForm, html_page
+from gateway.http.portal.openapi import CodeForm, ContactForm, DecisionForm, form_target, html_page
 from gateway.http.portal.pages import code_error, code_message, listed, op_label, origin, page, rate_limited
 from gateway.i18n import translate
 
@@ -147,6 +147,16 @@ def _screen_again(request_id: str, status: int, key: str, **values: Any) -> tupl
     return _step(screen, status=status, error=translate(screen.locale, key, **values))
 
 
+@bp.get("/consent/<request_id>/code")
+@bp.get("/consent/<request_id>/verify")
+@bp.get("/consent/<request_id>/decision")
+@bp.get("/consent/<request_id>/start-over")
+def consent_form_target(request_id: str) -> WerkzeugResponse:
+    """A form's target opened as a page (the address bar after a step, history, a shared link): the screen
+    says where the request stands (already answered, or the step this browser is at)."""
+    return redirect(url_for("portal.consent_screen", request_id=request_id), 303)
+
+
 @bp.post("/consent/<request_id>/start-over")
 def consent_start_over(request_id: str) -> WerkzeugResponse:
     """This browser forgets what it proved for the request ("use another address", "not you?")."""
@@ -248,13 +258,15 @@ def _with_query(uri: str, **params: str) -> str:
 PATHS: dict[str, Any] = {
     "/consent/{request_id}": html_page("Hosted consent screen: prove the contact, read the notice, decide",
                                        path_param="request_id"),
-    "/consent/{request_id}/code": html_page("Send a one-time code to the contact", method="post",
-                                            path_param="request_id", form=ContactForm),
-    "/consent/{request_id}/verify": html_page("Check the one-time code", method="post", path_param="request_id",
-                                              form=CodeForm),
-    "/consent/{request_id}/decision": html_page("Approve the ticked operations or decline (redirects to the "
-                                                "app's redirect_uri with request_id and status)",
-                                                method="post", path_param="request_id", form=DecisionForm),
-    "/consent/{request_id}/start-over": html_page("Forget the address proved in this browser and enter another "
-                                                  "(\"not you?\")", method="post", path_param="request_id"),
+    "/consent/{request_id}/code": form_target("Send a one-time code to the contact", back_to="/consent/{request_id}",
+                                              path_param="request_id", form=ContactForm),
+    "/consent/{request_id}/verify": form_target("Check the one-time code", back_to="/consent/{request_id}",
+                                                path_param="request_id", form=CodeForm),
+    "/consent/{request_id}/decision": form_target("Approve the ticked operations or decline (redirects to the "
+                                                  "app's redirect_uri with request_id and status)",
+                                                  back_to="/consent/{request_id}", path_param="request_id",
+                                                  form=DecisionForm),
+    "/consent/{request_id}/start-over": form_target("Forget the address proved in this browser and enter another "
+                                                    "(\"not you?\")", back_to="/consent/{request_id}",
+                                                    path_param="request_id"),
 }

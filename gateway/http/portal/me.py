@@ -29,7 +29,7 @@ from gateway.http.context import request_journal
 from gateway.http.openapi import json_response
 from gateway.http.portal import session
 from gateway.http.portal.blueprint import bp
-from gateway.http.portal.openapi import CodeForm, ContactForm, html_page
+from gateway.http.portal.openapi import CodeForm, ContactForm, form_target, html_page
 from gateway.http.portal.pages import (
     code_error,
     code_message,
@@ -141,6 +141,14 @@ def me_verify() -> WerkzeugResponse | tuple[str, int]:
                                      final=not isinstance(exc, errors.CodeNotFound))
         return _login_page(locale, status=400, error=code_error(locale, exc))
     session.sign_in(subject.id, now)
+    return redirect(url_for("portal.me"), 303)
+
+
+@bp.get("/me/code")
+@bp.get("/me/verify")
+@bp.get("/me/logout")
+def me_form_target() -> WerkzeugResponse:
+    """A sign-in or sign-out form's target opened as a page: /me shows where this browser stands."""
     return redirect(url_for("portal.me"), 303)
 
 
@@ -288,9 +296,9 @@ _RECEIPT = {
 
 PATHS: dict[str, Any] = {
     "/me": html_page("My consents (sign in with a one-time code)"),
-    "/me/code": html_page("Send a sign-in code", method="post", form=ContactForm),
-    "/me/verify": html_page("Check the sign-in code", method="post", form=CodeForm),
-    "/me/logout": html_page("Sign out", method="post"),
+    "/me/code": form_target("Send a sign-in code", back_to="/me", form=ContactForm),
+    "/me/verify": form_target("Check the sign-in code", back_to="/me", form=CodeForm),
+    "/me/logout": form_target("Sign out", back_to="/me"),
     "/me/consents/{consent_id}": html_page("One consent: status, operations, history of decisions",
                                            path_param="consent_id"),
     "/me/consents/{consent_id}/receipt": {"get": {

@@ -94,3 +94,11 @@ def html_page(summary: str, *, method: str = "get", path_param: str | None = Non
     if path_param:
         operation["parameters"] = [openapi.path_parameter(path_param, _PATH_EXAMPLES[path_param])]
     return {method: operation}
+
+
+def form_target(summary: str, *, back_to: str, path_param: str | None = None,
+                form: type[_Form] | None = None) -> dict[str, Any]:
+    """A form's target: POST does the step; GET (its address reopened from the address bar or history)
+    answers 303 to the page the step belongs to, which shows where things stand."""
+    return {**html_page(f"Opened as a page: 303 to {back_to}", path_param=path_param),
+            **html_page(summary, method="post", path_param=path_param, form=form)}

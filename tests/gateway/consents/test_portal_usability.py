@@ -466,10 +466,9 @@ def test_every_portal_page_renders_in_both_languages(app: Flask, client: FlaskCl
 
 
 @pytest.mark.parametrize(("method", "path", "status"), [
-    ("GET", "/consent/creq_anything/verify", 405),  # a reloaded form target
-    ("GET", "/consent/creq_anything/code", 405),
-    ("GET", "/consent/creq_anything/decision", 405),
-    ("GET", "/me/verify", 405),
+    ("PUT", "/consent/creq_anything/verify", 405),
+    ("DELETE", "/consent/creq_anything/decision", 405),
+    ("PUT", "/me/verify", 405),
     ("GET", "/consent/", 404),
     ("GET", "/me/withdraw", 404),
 ])
@@ -487,3 +486,21 @@ def test_a_wrong_url_or_method_under_the_portal_is_a_page(client: FlaskClient, m
     # The API beside it still answers problem+json.
     api = client.open("/v1/nothing-here", method=method)
     assert api.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(("target", "page"), [
+    ("/consent/creq_anything/code", "/consent/creq_anything"),
+    ("/consent/creq_anything/verify", "/consent/creq_anything"),
+    ("/consent/creq_anything/decision", "/consent/creq_anything"),
+    ("/consent/creq_anything/start-over", "/consent/creq_anything"),
+    ("/me/code", "/me"),
+    ("/me/verify", "/me"),
+    ("/me/logout", "/me"),
+])
+def test_a_form_target_opened_as_a_page_leads_back_to_its_page(client: FlaskClient, target: str, page: str) -> None:
+    # The address bar shows the target after a step; reopening it (history, Enter, a shared link) must
+    # not say "something went wrong, nothing was changed" after a decline that was recorded.
+    response = client.get(target)
+    assert response.status_code == 303
+    assert response.headers["Location"] == page
+
