@@ -437,6 +437,23 @@ def test_a_printable_receipt_beside_the_signed_json(app: Flask, client: FlaskCli
     assert [e["detail"]["form"] for e in audit_entries(app, "receipt.downloaded")] == ["html", "json"]
 
 
+def test_the_receipt_says_when_the_code_was_checked(app: Flask, client: FlaskClient, caller: Caller) -> None:
+    with freeze_time(START) as frozen:
+        token = token_for(client, caller.app)
+        created = create_consent_request(client, token)
+        person = PortalVisitor(app)
+        person.prove(created["id"])  # the code is checked at 09:00
+        frozen.move_to(START + timedelta(minutes=3))
+        assert person.decide(created["id"], ["face_swap"]).status_code in (200, 303)  # approved at 09:03
+        consent_id = client.get(f"/v1/consent-requests/{created['id']}", headers=bearer(token)).get_json()[
+            "consent_id"]
+        html = person.page(f"/me/consents/{consent_id}/receipt.html")
+    checked = re.search(r"Identity checked with</dt>\s*<dd>(.*?)</dd>", html, re.S)
+    assert checked is not None
+    assert '<time datetime="2026-03-01T09:00:00Z"' in checked.group(1)
+    assert '<time datetime="2026-03-01T09:03:00Z" data-seconds>' in html  # when it was granted
+
+
 def test_chinese_pages_use_full_width_punctuation(app: Flask, client: FlaskClient, caller: Caller) -> None:
     _grant(client, caller, operations=["face_swap", "voice_clone"])
     me = PortalVisitor(app)

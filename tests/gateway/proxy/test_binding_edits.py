@@ -168,6 +168,12 @@ def test_the_record_names_the_template_it_was_granted_with(stack: Stack) -> None
     assert len(template.sealed) < 2048
     [enrolled] = audit_entries(stack.gateway.app, "biometric.enrolled")
     assert enrolled["detail"]["template_sha256"] == template.sha256
+    # The person's receipt says so in words (the digest, never the template).
+    person = PortalVisitor(stack.gateway.app)
+    person.sign_in("obama@example.com")
+    receipt = person.page(f"/me/consents/{consent_id}/receipt.html")
+    assert "Tied to your face" in receipt
+    assert template.sha256[:16] in receipt
     # The app sees that the consent is bound, so it knows to send the media through POST /v1/edits.
     shown = httpx.get(f"{stack.gateway.url}/v1/consents/{consent_id}",
                       headers={"Authorization": f"Bearer {stack.token}"})
