@@ -80,6 +80,9 @@ def me_templates_confirm() -> WerkzeugResponse | tuple[str, int]:
     if subject_id is None:
         return redirect(url_for("portal.me"), 303)
     mine = portal.my_templates(db.session, subject_id, now=now)
+    if not mine.templates:
+        # Nothing to delete (already deleted, or never made: Back after deleting): /me says we keep none.
+        return redirect(url_for("portal.me", _anchor="templates"), 303)
     return page("templates_delete.html", locale, templates=mine.templates, needing=mine.needing, names=mine.names)
 
 
@@ -91,8 +94,9 @@ def me_templates_delete() -> WerkzeugResponse | tuple[str, int]:
     subject_id = session.me(now)
     if subject_id is None:
         return _login_page(locale, status=401, error=translate(locale, "error.session"))
-    portal.delete_my_templates(db.session, subject_id, journal=request_journal(now), now=now)
-    return redirect(url_for("portal.me", done="templates-deleted"), 303)
+    deleted = portal.delete_my_templates(db.session, subject_id, journal=request_journal(now), now=now)
+    # "Your templates were deleted" only where some were: a resent form deletes nothing.
+    return redirect(url_for("portal.me", done="templates-deleted") if deleted else url_for("portal.me"), 303)
 
 
 @bp.post("/me/code")

@@ -317,6 +317,12 @@ def test_a_person_deletes_their_templates_on_me_after_being_told_what_ends(stack
     assert consent_row(stack.gateway.app, obama)[0] == "withdrawn"
     assert _templates(stack) == []
     assert "We keep no template" in visitor.page("/me")
+    # Back to the confirmation, or the form sent again: nothing to delete, and no claim that something was.
+    again = visitor.client.get("/me/templates/delete")
+    assert again.status_code == 303
+    assert again.headers["Location"] == "/me#templates"
+    resent = visitor.post("/me/templates/delete", {}, "/me")
+    assert resent.headers["Location"] == "/me"
 
 
 def test_without_the_face_models_nothing_that_needs_binding_is_allowed(
