@@ -11,6 +11,7 @@ MODEL_MODULES = (
     "gateway.registry.models",
     "gateway.decisions.models",
     "gateway.biometrics.models",
+    "gateway.consents.models",
 )
 
 

@@ -159,7 +159,7 @@ def me_form_target() -> WerkzeugResponse:
 @bp.post("/me/logout")
 def me_logout() -> WerkzeugResponse:
     session.check_csrf()
-    session.sign_out()
+    session.sign_out(utcnow())
     return redirect(url_for("portal.me"), 303)
 
 

@@ -18,9 +18,11 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from consent.operations import DEFAULT_LOCALE, LOCALES
 from gateway.biometrics.liveness import TURNS, new_challenge
+from gateway.consents import sign_ins
 from gateway.consents.portal import Proof, Stage
 from gateway.consents.services import SentCode
 from gateway.core.clock import utcnow
+from gateway.core.db import db
 
 # How long a proved contact stays proved in this browser: long enough to read the notice calmly,
 # short enough that a shared computer does not stay signed in.
@@ -197,23 +199,33 @@ def proof(state: dict[str, Any], now: datetime) -> Proof | None:
 
 
 def me(now: datetime | None = None) -> str | None:
-    """The signed-in subject's id, while the sign-in is fresh."""
+    """The signed-in subject's id, while the sign-in is fresh and was not ended by signing out."""
     state = session.get("me")
     if not isinstance(state, dict):
         return None
-    sub = state.get("sub")
-    return str(sub) if isinstance(sub, str) and _seen(state.get("at"), now or utcnow()) else None
+    sub, sid = state.get("sub"), state.get("sid")
+    if not isinstance(sub, str) or not _seen(state.get("at"), now or utcnow()):
+        return None
+    if isinstance(sid, str) and sign_ins.ended(db.session, sid):
+        return None
+    return sub
 
 
 def sign_in(subject_id: str, now: datetime) -> None:
-    session["me"] = {"sub": subject_id, "at": int(now.timestamp())}
+    # The sid names this sign-in, so that signing out can end it on the server as well.
+    session["me"] = {"sub": subject_id, "at": int(now.timestamp()), "sid": secrets.token_urlsafe(24)}
     session.pop("me_pending", None)
     # A new CSRF token from the moment of sign-in: whoever planted a cookie in this browser before
     # (session fixation) knows the old token, and must not be able to forge a signed-in withdrawal.
     session.pop("csrf", None)
 
 
-def sign_out() -> None:
+def sign_out(now: datetime) -> None:
+    state = session.get("me")
+    if isinstance(state, dict) and isinstance(state.get("sid"), str) and isinstance(state.get("at"), int | float):
+        # Committed with the answer: a copy of this cookie (a shared phone, a saved request) is signed out too.
+        sign_ins.end(db.session, state["sid"], now=now,
+                     expires_at=datetime.fromtimestamp(state["at"], tz=now.tzinfo) + SIGN_IN_TTL)
     session.pop("me", None)
     session.pop("me_pending", None)
     session.pop("creq", None)

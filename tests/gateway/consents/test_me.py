@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from consent.models import OneTimeCode
 from gateway import create_app
 from gateway.core.db import db
-from tests.conftest import app_config
+from tests.conftest import SESSION_COOKIE, app_config
 from tests.factories import (
     PortalVisitor,
     audit_entries,
@@ -171,3 +171,25 @@ def test_withdraw_needs_a_signed_in_subject(app: Flask, client: FlaskClient, cal
     response = stranger.post(f"/me/consents/{consent_id}/withdraw", {}, "/me")
     assert response.status_code == 401
     assert client.get(f"/v1/consents/{consent_id}", headers=bearer(caller.token)).get_json()["status"] == "active"
+
+
+def test_signing_out_ends_every_copy_of_the_session(app: Flask, client: FlaskClient, caller: Caller) -> None:
+    consent_id = _grant(client, caller, PortalVisitor(app))
+    me = PortalVisitor(app)
+    me.sign_in()
+    assert consent_id in me.page("/me")
+    cookie = me.client.get_cookie(SESSION_COOKIE)
+    assert cookie is not None
+    copy = app.test_client()  # the same cookie in another browser (a shared phone, a saved request)
+    copy.set_cookie(SESSION_COOKIE, cookie.value)
+    assert consent_id in copy.get("/me").get_data(as_text=True)
+
+    assert me.post("/me/logout", {}, "/me").status_code == 303
+    for browser in (me.client, copy):
+        page = browser.get("/me").get_data(as_text=True)
+        assert consent_id not in page
+        assert 'name="contact"' in page  # asked to sign in again
+        assert browser.get(f"/me/consents/{consent_id}").status_code == 303
+    # Signing in again works as before.
+    me.sign_in()
+    assert consent_id in me.page("/me")
