@@ -60,7 +60,8 @@ def consent_code(request_id: str) -> WerkzeugResponse | tuple[str, int]:
                                    stage=session.stage(state, now), ip=session.client_ip(),
                                    locale_for=session.choose_locale, journal=request_journal(now), now=now)
     except RateLimited as exc:
-        return rate_limited(session.current_locale(), exc)
+        return rate_limited(session.current_locale(), exc,
+                            back=url_for("portal.consent_screen", request_id=request_id))
     if isinstance(outcome, portal.Closed):
         return _closed(outcome)
     if isinstance(outcome, portal.Refused):
@@ -85,7 +86,8 @@ def consent_verify(request_id: str) -> WerkzeugResponse | tuple[str, int]:
                                     ip=session.client_ip(), locale_for=session.choose_locale,
                                     journal=request_journal(now), now=now)
     except RateLimited as exc:
-        return rate_limited(session.current_locale(), exc)
+        return rate_limited(session.current_locale(), exc,
+                            back=url_for("portal.consent_screen", request_id=request_id))
     if isinstance(outcome, portal.Closed):
         return _closed(outcome)
     if isinstance(outcome, portal.Refused):
@@ -178,8 +180,10 @@ _ANSWERED = {"granted": "done.already_granted", "declined": "done.already_declin
 def _closed(closed: portal.Closed) -> tuple[str, int]:
     req, locale, name = closed.request, closed.locale, closed.app
     key = _ANSWERED.get(req.status, "done.already")
+    # Back to the app, which can send a new request (only ever a URI the app registered).
+    back = _with_query(req.redirect_uri, request_id=req.id, status=req.status) if req.redirect_uri else None
     return page("done.html", locale, 409 if req.status != "expired" else 410, app=name,
-                message=translate(locale, key, app=name))
+                message=translate(locale, key, app=name), back=back)
 
 
 def _step(screen: portal.Screen, *, status: int = 200, error: str | None = None,

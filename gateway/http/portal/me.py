@@ -118,7 +118,7 @@ def me_code() -> WerkzeugResponse | tuple[str, int]:
     try:
         sent = send_portal_code(db.session, entered, ip=session.client_ip(), locale=locale, now=now)
     except RateLimited as exc:
-        return rate_limited(locale, exc)
+        return rate_limited(locale, exc, back=url_for("portal.me"))
     session.remember_login_code(sent)
     return redirect(url_for("portal.me"), 303)
 
@@ -137,7 +137,7 @@ def me_verify() -> WerkzeugResponse | tuple[str, int]:
         subject = verify_code(db.session, code_id=code_id, purpose=CODE_FOR_PORTAL, request_id=None,
                               presented=request.form.get("code", ""), ip=session.client_ip(), now=now)
     except RateLimited as exc:
-        return rate_limited(locale, exc)
+        return rate_limited(locale, exc, back=url_for("portal.me"))
     except errors.CodeRejected as exc:
         if pending is not None:
             # "No code" is what an unknown address always gets; it must not look different from a known one's.

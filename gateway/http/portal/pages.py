@@ -59,9 +59,11 @@ def error_page(locale: str, status: int, key: str, **values: Any) -> tuple[str, 
     return page("error.html", locale, status, message=translate(locale, key, **values))
 
 
-def rate_limited(locale: str, exc: RateLimited) -> Response:
+def rate_limited(locale: str, exc: RateLimited, *, back: str | None = None) -> Response:
+    """Too many attempts: when to try again, and (``back``) the page to try again from."""
     minutes = max(1, (exc.retry_after + 59) // 60)
-    html, status = error_page(locale, 429, "error.rate_limited", minutes=minutes)
+    html, status = page("error.html", locale, 429, message=translate(locale, "error.rate_limited", minutes=minutes),
+                        back=back)
     return Response(html, status=status, headers={"Retry-After": str(exc.retry_after)})
 
 

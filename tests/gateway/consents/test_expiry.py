@@ -18,7 +18,7 @@ from tests.factories import (
     last_code,
     token_for,
 )
-from tests.gateway.consents.conftest import Caller
+from tests.gateway.consents.conftest import REDIRECT_URI, Caller
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -41,6 +41,7 @@ def test_a_request_expires_after_24_hours(app: Flask, client: FlaskClient, calle
         page = visitor.client.get(f"/consent/{created['id']}")
         assert page.status_code == 410
         assert "has expired" in page.get_data(as_text=True)
+        assert 'id="back-to-app"' not in page.get_data(as_text=True)  # no redirect_uri: nowhere to go back to
     # Expiry is written once, however many readers notice it.
     assert len(audit_entries(app, "consent_request.expired")) == 1
 
@@ -160,3 +161,15 @@ def _b64url(segment: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def test_an_expired_request_leads_back_to_the_app_that_can_send_a_new_one(
+    client: FlaskClient, caller: Caller, visitor: PortalVisitor
+) -> None:
+    with freeze_time(START) as frozen:
+        created = create_consent_request(client, caller.token, redirect_uri=REDIRECT_URI)
+        frozen.tick(timedelta(hours=25))
+        page = visitor.client.get(f"/consent/{created['id']}").get_data(as_text=True)
+    assert "has expired" in page
+    assert f'id="back-to-app" href="{REDIRECT_URI}&amp;request_id={created["id"]}&amp;status=expired"' in page
+

@@ -56,6 +56,8 @@ def test_code_sends_per_contact_are_limited_across_processes(database_url: str, 
         assert refused.status_code == 429
         assert 0 < int(refused.headers["Retry-After"]) <= 3600
         assert "Too many attempts" in refused.get_data(as_text=True)
+        # The page leads back to the request, where the person tries again later.
+        assert f'id="back" href="/consent/{request_id}"' in refused.get_data(as_text=True)
         # A fresh browser (new cookie, same person) does not reset the count.
         assert PortalVisitor(first).send_code(request_id).status_code == 429
         frozen.tick(timedelta(hours=1))
