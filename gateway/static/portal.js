@@ -22,7 +22,8 @@
   for (var i = 0; i < times.length; i++) {
     var element = times[i];
     var moment = new Date(element.getAttribute("datetime"));
-    if (isNaN(moment.getTime())) continue;
+    // A reader whose local time is UTC already reads it: nothing to add.
+    if (isNaN(moment.getTime()) || moment.getTimezoneOffset() === 0) continue;
     var local = moment.getFullYear() + "-" + two(moment.getMonth() + 1) + "-" + two(moment.getDate()) + " " +
       two(moment.getHours()) + ":" + two(moment.getMinutes()) +
       (element.hasAttribute("data-seconds") ? ":" + two(moment.getSeconds()) : "") + " " + offset(moment);

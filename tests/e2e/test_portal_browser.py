@@ -203,3 +203,26 @@ def _assert_fits_the_phone(page: Any, width: int) -> None:
             if box is not None:
                 assert box["x"] >= 0
                 assert box["x"] + box["width"] <= width + 1
+
+
+@pytest.mark.parametrize(("zone", "shown"), [("Asia/Shanghai", "2026-03-01 17:00 UTC+8"), ("UTC", None)])
+def test_the_local_time_is_added_only_where_it_differs_from_utc(zone: str, shown: str | None) -> None:
+    """portal.js itself, in Chromium, on a <time> as the pages write it."""
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    script = (Path(__file__).parents[2] / "gateway" / "static" / "portal.js").read_text(encoding="utf-8")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(timezone_id=zone).new_page()
+            page.set_content('<body data-local-time="(your time: {time})"><p id="t">'
+                             '<time datetime="2026-03-01T09:00:00Z">2026-03-01 09:00 UTC</time></p></body>')
+            page.add_script_tag(content=script)
+            text = page.inner_text("#t")
+        finally:
+            browser.close()
+    if shown is None:
+        assert text == "2026-03-01 09:00 UTC"  # a reader in UTC gets no copy of the same time
+    else:
+        assert shown in text
