@@ -460,6 +460,11 @@ def test_chinese_pages_use_full_width_punctuation(app: Flask, client: FlaskClien
     me.sign_in()
     html = me.page("/me?lang=zh-CN")
     assert "操作\N{FULLWIDTH COLON}" in html
+    # Full-width brackets carry their own space: none is put before them.
+    receipt = me.page(f"/me/consents/{_first_consent(html)}/receipt.html?lang=zh-CN")
+    assert "</span>" in receipt
+    assert " <span class=\"fine\">\N{FULLWIDTH LEFT PARENTHESIS}" not in receipt
+    assert "<span class=\"fine\">\N{FULLWIDTH LEFT PARENTHESIS}cli_" in receipt
     assert "操作:" not in html
     assert "、" in html
     assert not re.search(r"[\u4e00-\u9fff][:,;]", html)
@@ -520,4 +525,10 @@ def test_a_form_target_opened_as_a_page_leads_back_to_its_page(client: FlaskClie
     response = client.get(target)
     assert response.status_code == 303
     assert response.headers["Location"] == page
+
+
+def _first_consent(html: str) -> str:
+    found = re.search(r'id="consent-(cns_[A-Za-z0-9_-]+)"', html)
+    assert found is not None
+    return found.group(1)
 
