@@ -29,6 +29,14 @@ def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
                           timeout=120, check=False)
 
 
+def _error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ``Error:`` line of a command that failed as an operator should see it fail."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    return error
+
+
 @pytest.mark.parametrize(("env", "message"), [
     ({"DATABASE_URL": "garbage"}, "is not a database URL"),
     ({"DATABASE_URL": "postgresql+psycopg2://postgres@127.0.0.1/test"}, "not postgresql+psycopg2"),
@@ -39,11 +47,7 @@ def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
     ({"MASTER_KEY": "c2hvcnQ="}, "MASTER_KEY must decode to 32 bytes"),
 ])
 def test_init_says_what_is_wrong_in_one_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
-    result = _run(tmp_path, "init", **env)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert message in error, result.stderr
+    assert message in _error_line(_run(tmp_path, "init", **env))
     if "MASTER_KEY" in env:
         # The key is checked before anything is migrated: the database was never created.
         assert not (tmp_path / "gateway.db").exists()
@@ -78,11 +82,7 @@ def test_a_good_environment_still_initialises(tmp_path: Path) -> None:
 ])
 def test_a_setting_of_the_wrong_kind_stops_every_command(tmp_path: Path, env: dict[str, str], message: str) -> None:
     for command in (["init"], ["keys", "list"]):
-        result = _run(tmp_path, *command, **env)
-        assert result.returncode == 1, result.stdout + result.stderr
-        assert "Traceback" not in result.stderr
-        [error] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-        assert message in error, result.stderr
+        assert message in _error_line(_run(tmp_path, *command, **env))
     assert not (tmp_path / "gateway.db").exists()
 
 
