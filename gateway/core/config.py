@@ -170,7 +170,7 @@ def _check_values(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"CONSENT_GATEWAY_{name} must be {_kind(default)}, not {value!r}")
         if isinstance(value, int) and not isinstance(value, bool) and value < (1 if name in _POSITIVE else 0):
             raise ConfigError(f"CONSENT_GATEWAY_{name} must be at least {1 if name in _POSITIVE else 0}")
-    unknown = set(config["BINDING_MODALITIES"]) - _MODALITIES
+    unknown = {str(item) for item in config["BINDING_MODALITIES"]} - _MODALITIES
     if unknown:
         raise ConfigError(f"CONSENT_GATEWAY_BINDING_MODALITIES: unknown modality {sorted(unknown)[0]!r}; "
                           f'a JSON list of {" and ".join(sorted(_MODALITIES))}, e.g. ["face"] (or [] for none)')

@@ -62,8 +62,8 @@ def error_page(locale: str, status: int, key: str, **values: Any) -> tuple[str, 
 def rate_limited(locale: str, exc: RateLimited, *, back: str | None = None) -> Response:
     """Too many attempts: when to try again, and (``back``) the page to try again from."""
     minutes = max(1, (exc.retry_after + 59) // 60)
-    html, status = page("error.html", locale, 429, message=translate(locale, "error.rate_limited", minutes=minutes),
-                        back=back)
+    message = translate(locale, "error.rate_limited.one" if minutes == 1 else "error.rate_limited", minutes=minutes)
+    html, status = page("error.html", locale, 429, message=message, back=back)
     return Response(html, status=status, headers={"Retry-After": str(exc.retry_after)})
 
 
@@ -77,7 +77,8 @@ def code_message(locale: str, code: str, attempts_left: int | None) -> str:
         if attempts_left <= 0:
             # The code cannot work any more: say so plainly rather than "0 attempts left" and a Confirm button.
             return translate(locale, "error.code_used_up")
-        return translate(locale, "error.code_invalid", left=attempts_left)
+        return translate(locale, "error.code_invalid.one" if attempts_left == 1 else "error.code_invalid",
+                         left=attempts_left)
     return translate(locale, f"error.{code}")
 
 

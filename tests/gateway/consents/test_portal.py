@@ -42,9 +42,9 @@ def test_wrong_code_is_refused_and_counted(app: Flask, client: FlaskClient, call
     code = last_code(app)
     response = visitor.verify(created["id"], f"{(int(code) + 1) % 1_000_000:06d}")
     assert response.status_code == 400
-    assert "4 attempt(s) left" in response.get_data(as_text=True)
+    assert "4 attempts left" in response.get_data(as_text=True)
     response = visitor.verify(created["id"], "abc")
-    assert "3 attempt(s) left" in response.get_data(as_text=True)
+    assert "3 attempts left" in response.get_data(as_text=True)
     with app.app_context():
         row = db.session.scalars(select(OneTimeCode)).one()
         assert row.attempts == 2

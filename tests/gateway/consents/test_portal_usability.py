@@ -211,17 +211,17 @@ def test_reloading_after_a_wrong_code_spends_no_attempt(app: Flask, client: Flas
     form = {**_code_form(visitor, screen), "code": _wrong(last_code(app))}
     first = visitor.client.post(f"{screen}/verify", data=form)
     assert first.status_code == 400
-    assert "4 attempt(s) left" in first.get_data(as_text=True)
+    assert "4 attempts left" in first.get_data(as_text=True)
     # The browser's reload sends the very same form again.
     again = visitor.client.post(f"{screen}/verify", data=form)
     assert again.status_code == 303
     assert again.headers["Location"].endswith(screen)
     assert _attempts(app) == 1
-    assert "4 attempt(s) left" in visitor.page(screen)  # the answer, once
-    assert "attempt(s) left" not in visitor.page(screen)
+    assert "4 attempts left" in visitor.page(screen)  # the answer, once
+    assert "attempts left" not in visitor.page(screen)
     # The form as the page now renders it is a new attempt, and counts.
     counted = visitor.client.post(f"{screen}/verify", data={**_code_form(visitor, screen), "code": form["code"]})
-    assert "3 attempt(s) left" in counted.get_data(as_text=True)
+    assert "3 attempts left" in counted.get_data(as_text=True)
     assert len(audit_entries(app, "code.failed")) == 2
 
 
@@ -236,7 +236,7 @@ def test_reloading_after_a_wrong_sign_in_code_spends_no_attempt(app: Flask, clie
     again = me.client.post("/me/verify", data=form)
     assert again.status_code == 303
     assert _attempts(app) == before
-    assert "4 attempt(s) left" in me.page("/me")
+    assert "4 attempts left" in me.page("/me")
 
 
 # --- 12: the app introduces itself; "verified as …, not you?" ---------------------------------------------
