@@ -106,6 +106,9 @@ def _redacted(url: str) -> str:
               help="request threads in each worker (a connection holds one while its request is read and answered)")
 def serve_command(host: str, port: int, workers: int, threads: int) -> None:
     """Run the production server (gunicorn) on the configured database."""
-    from gateway.core.server import run
+    from gateway.core.server import PortInUse, run
 
-    run(host=host, port=port, workers=workers, threads=threads)
+    try:
+        run(host=host, port=port, workers=workers, threads=threads)
+    except PortInUse as exc:
+        raise click.ClickException(str(exc)) from exc

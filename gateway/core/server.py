@@ -225,6 +225,7 @@ def run(*, host: str, port: int, workers: int, threads: int = 4) -> None:
     prometheus-client chooses between process-local and shared (multiprocess) values when it is first
     imported, which in this process has already happened; the server therefore runs in a new one.
     """
+    _require_free(host, port)
     metrics_dir = tempfile.mkdtemp(prefix="consent-gateway-metrics-")
     env = {**os.environ, METRICS_DIR: metrics_dir}
     # Imported by name (not run as __main__): the worker class gunicorn imports by name must be the same
@@ -234,6 +235,21 @@ def run(*, host: str, port: int, workers: int, threads: int = 4) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)  # noqa: S606 - our own module, fixed argv
+
+
+class PortInUse(OSError):
+    """Someone already listens where the server was asked to."""
+
+
+def _require_free(host: str, port: int) -> None:
+    # gunicorn would retry for five seconds and print a line each time; one sentence is what helps.
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror} (is a server already running there?)"
+                            ) from None
 
 
 def _child_exit(_server: Any, worker: Any) -> None:

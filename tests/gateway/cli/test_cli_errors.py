@@ -7,7 +7,10 @@ exit status 1, and nothing done (a bad key is found before the database is migra
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -123,3 +126,19 @@ def test_a_database_init_never_ran_on_says_so(tmp_path: Path) -> None:
     result = _run(tmp_path, "keys", "list")
     assert result.returncode == 1
     assert "run `consent-gateway init` on this database first" in result.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    assert _run(tmp_path, "init").returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        error = _error_line(_run(tmp_path, "serve", "--port", str(port)))
+    assert f"cannot listen on 127.0.0.1:{port}" in error
+
+
+def test_json_output_writes_times_as_rfc_3339(tmp_path: Path) -> None:
+    assert _run(tmp_path, "init").returncode == 0
+    [key] = json.loads(_run(tmp_path, "keys", "list", "--json").stdout)["keys"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", key["created_at"]), key
