@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Response, g, render_template, request, url_for
 from markupsafe import Markup
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import BuildError
 
 from consent import errors
@@ -50,9 +51,18 @@ def page(template: str, locale: str, status: int = 200, **context: Any) -> tuple
         f"portal/{template}", t=t, t_or=t_or, locale=locale, csrf_token=csrf_token(),
         op_label=lambda name: op_label(name, locale),
         ops=lambda names: listed(locale, [op_label(n, locale) for n in names]), when=shown_time,
-        lang_url=lang_url, signed_in=me() is not None, local_times=local_times, scripted=scripted, **context,
+        lang_url=lang_url, signed_in=_signed_in(), local_times=local_times, scripted=scripted, **context,
     )
     return html, status
+
+
+def _signed_in() -> bool:
+    """Whether the page shows "sign out": every page asks, error pages too, so a database that cannot
+    say (it is why the page is an error) reads as not signed in rather than failing the page itself."""
+    try:
+        return me() is not None
+    except SQLAlchemyError:
+        return False
 
 
 def error_page(locale: str, status: int, key: str, **values: Any) -> tuple[str, int]:

@@ -193,3 +193,21 @@ def test_signing_out_ends_every_copy_of_the_session(app: Flask, client: FlaskCli
     # Signing in again works as before.
     me.sign_in()
     assert consent_id in me.page("/me")
+
+
+def test_a_signed_in_person_gets_a_page_when_the_database_is_unreachable(
+    app: Flask, client: FlaskClient, caller: Caller, tmp_path: Path
+) -> None:
+    _grant(client, caller, PortalVisitor(app))
+    me = PortalVisitor(app)
+    me.sign_in()
+    cookie = me.client.get_cookie(SESSION_COOKIE)
+    assert cookie is not None
+    # Another process of the deployment (same keys) whose database cannot be reached.
+    cut_off = create_app(app_config("sqlite:////nonexistent-dir/for/sure/gateway.sqlite3", tmp_path / "p2"))
+    browser = cut_off.test_client()
+    browser.set_cookie(SESSION_COOKIE, cookie.value)
+    response = browser.get("/me")
+    assert response.status_code == 503
+    assert response.mimetype == "text/html"
+    assert "<html" in response.get_data(as_text=True)
