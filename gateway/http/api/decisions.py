@@ -230,8 +230,8 @@ DENIED = openapi.problem(
     f"denied: `code` and `reason` are one of {', '.join(reason.value for reason in DenyReason)}; or "
     "insufficient_scope. `binding_requires_media`: the consent was granted with a face template, so only "
     "POST /v1/edits (which sees the media) can use it. `media_not_covered` / `unreadable_media` (POST /v1/edits, "
-    "whatever the consent): a part whose bytes are an image or video under a voice operation, or no image, "
-    "video or audio the gateway can read."
+    "whatever the consent): a part whose bytes are media the operation does not edit (an image or video under a "
+    "voice operation, audio under a face swap), or no image, video or audio the gateway can read."
 )
 
 PATHS: dict[str, Any] = {
