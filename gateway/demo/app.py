@@ -123,7 +123,8 @@ def create_demo_app(*, gateway: str, client_id: str, client_secret: str, filing_
         }
         response = api("POST", "/v1/consent-requests", json=body)
         if response.status_code >= 400:
-            return Response(render_template("problem.html", problem=response.json()), status=response.status_code)
+            return Response(render_template("problem.html", problem=response.json()), status=response.status_code,
+                            mimetype="text/html")
         created = response.json()
         return redirect(created["consent_url"])
 
@@ -145,7 +146,8 @@ def create_demo_app(*, gateway: str, client_id: str, client_secret: str, filing_
         chosen = _chosen(request.form.get("which", "same"), request.files.get("photo"))
         if chosen is None:
             return Response(render_template("problem.html", heading="Choose a photo first", problem={
-                "detail": "Pick a photo of your own face, then send the edit again."}), status=400)
+                "detail": "Pick a photo of your own face, then send the edit again."}),
+                status=400, mimetype="text/html")
         source, target, sent = chosen
         # One file part per media role: a face swap sends source and target, an attribute edit the target.
         shown = {"target": target} if operation == "face_attribute_edit" else {"source": source, "target": target}
@@ -154,8 +156,9 @@ def create_demo_app(*, gateway: str, client_id: str, client_secret: str, filing_
         response = api("POST", "/v1/edits", files={"request": (None, json.dumps(terms), "application/json"),
                                                    **files})
         if response.status_code != 200:
+            # A page, not werkzeug's default text/plain: the browser shows it rendered, not as source.
             return Response(render_template("problem.html", problem=response.json(), sent=sent, shown=shown),
-                            status=response.status_code)
+                            status=response.status_code, mimetype="text/html")
         image = base64.b64encode(response.content).decode()
         content_type = response.headers.get("content-type", "image/png")
         # What anyone can learn from the file alone: the gateway's label says where it comes from.

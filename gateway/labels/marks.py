@@ -16,6 +16,7 @@ import array
 import logging
 import math
 import os
+import re
 import sys
 import warnings
 import wave
@@ -94,7 +95,9 @@ def mark_image(media: IO[bytes], container: str, out: IO[bytes], *, mark: ImageM
         raise
     except (OSError, ValueError, SyntaxError, image_module.DecompressionBombWarning,
             image_module.DecompressionBombError) as exc:
-        raise LabelRefused(f"the {container} output cannot be read as an image: {exc}") from exc
+        # Pillow names the file object it was given ("<SpooledTemporaryFile object at 0x…>"): not for the app.
+        reason = re.sub(r"\s*<[^<>]* at 0x[0-9a-f]+>", "", str(exc))
+        raise LabelRefused(f"the {container} output cannot be read as an image: {reason}") from exc
     has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
     keep_alpha = has_alpha and container == "png"
     wanted = "RGBA" if keep_alpha else "RGB"

@@ -248,7 +248,10 @@ def _mark(container: str, media: IO[bytes], policy: LabelPolicy, *,
             source, out, container, seconds=policy.audio_cue_seconds))
     if not policy.video_mark_seconds:
         # Off by default: marking video frames means encoding the whole video again (docs/LABELS.md).
-        return media, Unmarked("mark_unsupported", "no visible mark on video: LABEL_VIDEO_MARK_SECONDS is 0")
+        reason = ("no explicit mark on MP4/M4A output: LABEL_VIDEO_MARK_SECONDS is 0 (video frames are marked only "
+                  "when it is set; MP4 audio gets no cue)")
+        log.warning("output sent with the implicit label only, without the explicit mark: %s", reason)
+        return media, Unmarked("mark_unsupported", reason)
     return _rewrite_if_possible(media, policy, lambda source, out: av_marks.mark_video(
         source, out, mark=policy.mark, seconds=policy.video_mark_seconds))
 

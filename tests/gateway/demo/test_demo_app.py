@@ -97,6 +97,8 @@ def test_the_same_persons_photo_is_edited_and_someone_elses_is_refused(demo: Dem
 
         other = demo.edit(consent_id, "other", operation)
         assert other.status_code == 403
+        # A page the browser renders, not its source shown as text.
+        assert other.headers["content-type"].startswith("text/html")
         assert "The gateway said no" in other.text
         assert _reason(other) == "biometric_mismatch"
         # The problem's detail says which part and how far the face was from the enrolled one.

@@ -174,3 +174,14 @@ def test_an_output_decompression_bomb_is_refused_before_it_is_decoded(app: Flask
         label_with(app, bomb)
     assert refused.value.code == "label_failed"
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: nothing inflated
+
+
+def test_an_unreadable_image_is_refused_without_naming_our_objects(app: Flask) -> None:
+    from gateway.labels.errors import LabelRefused
+
+    with pytest.raises(LabelRefused, match="cannot be read as an image") as refused:
+        label_with(app, b"\x89PNG\r\n\x1a\nGARBAGE" * 4)
+    assert refused.value.code == "label_failed"
+    # The detail reaches the app: no "<tempfile.SpooledTemporaryFile object at 0x…>" in it.
+    assert " at 0x" not in str(refused.value)
+    assert "object" not in str(refused.value)

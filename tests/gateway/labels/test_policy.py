@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -60,10 +61,14 @@ def test_an_app_allowed_unmarked_output_gets_the_label_without_the_mark_and_each
 
 
 @pytest.mark.parametrize("name", ["m4a", "mp4"])
-def test_formats_without_an_explicit_mark_are_labelled_and_audited(app: Flask, name: str) -> None:
+def test_formats_without_an_explicit_mark_are_labelled_and_audited(app: Flask, name: str,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
     maker, container = MEDIA[name]
     original = maker()
-    labelled = label_with(app, original)
+    with caplog.at_level(logging.WARNING, logger="gateway.labels.transform"):
+        labelled = label_with(app, original)
+    # "Never unmarked silently" (docs/LABELS.md): audited and logged.
+    assert any("without the explicit mark" in record.getMessage() for record in caplog.records)
     assert verify_label(io.BytesIO(labelled), gateway_jwks(app), issuer=ISSUER).container == container
     [entry] = audit_entries(app, "output.unmarked")
     assert entry["reason"] == "mark_unsupported"
