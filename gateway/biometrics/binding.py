@@ -164,7 +164,8 @@ def check_media(session: Session, vault: Vault, *, operation: str, consent_ids: 
             return BindingCheck(FACE, DenyReason.BIOMETRIC_NOT_ENROLLED, row.id,
                                 "the consent's subject has no face template (granted without one, or deleted)")
         templates.append(template)
-    pictures = [part for part, kind in zip(media, found, strict=True) if kind is not kinds.MediaKind.AUDIO]
+    pictures = [(part, kind) for part, kind in zip(media, found, strict=True)
+                if kind is not None and kind is not kinds.MediaKind.AUDIO]
     return _match(pictures, templates, settings)
 
 
@@ -208,11 +209,11 @@ def _unsealed(session: Session, vault: Vault, subject_id: str, digest: str) -> S
     return struct.unpack(f"<{_DIMENSIONS}d", plain)
 
 
-def _match(pictures: Sequence[MediaFile], templates: Sequence[Sequence[float]],
+def _match(pictures: Sequence[tuple[MediaFile, kinds.MediaKind]], templates: Sequence[Sequence[float]],
            settings: BindingSettings) -> BindingCheck:
     """Every image and video part must show a face, and every face found must match a template."""
-    for part in pictures:
-        found = _faces_of(part, settings)
+    for part, kind in pictures:
+        found = _faces_of(part, kind, settings)
         if found is None:
             # Fail closed: a part the gateway cannot look into may show anyone to an upstream that can.
             return BindingCheck(FACE, DenyReason.NO_FACE_FOUND, None,
@@ -238,17 +239,16 @@ def _shown(distance: float | None) -> str:
     return "none: no template" if distance is None else f"{distance:.3f}"
 
 
-def _faces_of(part: MediaFile, settings: BindingSettings) -> list[tuple[float | None, list[Face]]] | None:
+def _faces_of(part: MediaFile, kind: kinds.MediaKind,
+              settings: BindingSettings) -> list[tuple[float | None, list[Face]]] | None:
     """Faces of an image part, or of frames sampled from a video part; None for one that cannot be read.
 
-    The part's declared type is not trusted: the bytes decide (an image that says it is a video is
-    still read as an image). Audio parts (a reenactment's driving speech) never come here.
+    ``kind`` is what the bytes are (:func:`kinds.kind_of`), not the part's declared type: an image that
+    says it is a video is still read as an image.
     """
     part.file.seek(0)
-    head = part.file.read(32)
-    part.file.seek(0)
     try:
-        if kinds.looks_like_image(head):
+        if kind is kinds.MediaKind.IMAGE:
             if os.fstat(part.file.fileno()).st_size > MAX_IMAGE_BYTES:
                 return None  # not decoded whole into memory; refused rather than waved through
             try:

@@ -29,7 +29,7 @@ _AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B ")
 _HEAD = 32
 
 
-def looks_like_image(head: bytes) -> bool:
+def _looks_like_image(head: bytes) -> bool:
     return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
@@ -45,7 +45,7 @@ def kind_of(file: IO[bytes]) -> MediaKind | None:
     head = file.read(_HEAD)
     file.seek(0)
     try:
-        if looks_like_image(head):
+        if _looks_like_image(head):
             return MediaKind.IMAGE if _image_opens(file) else None
         av = _optional("av")
         if av is not None:

@@ -81,11 +81,11 @@ def init_command(as_json: bool) -> None:
         store = key_store()
         row = store.active(session)
         created = row is None
-        if row is not None:
-            store.check(row)  # the master key of this deployment, or nothing can be signed
         if row is None:
             row = store.create(session, now)
             AuditJournal(session, now).record("key.created", OPERATOR, detail={"kid": row.kid})
+        else:
+            store.check(row)  # the master key of this deployment, or nothing can be signed
         kid = row.kid
     emit(as_json, {"database": _redacted(url), "migrated": True, "kid": kid, "key_created": created},
          f"database ready ({_redacted(url)}); signing key {kid}{' created' if created else ''}")

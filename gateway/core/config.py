@@ -11,6 +11,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from audit.retention import DEFAULT_RETENTION_DAYS
+from consent.operations import Modality
+from consent.records import TICKET_MAX_LIFETIME
 from gateway.core.errors import GatewayError
 
 PREFIX = "CONSENT_GATEWAY"
@@ -152,8 +154,7 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
 # Settings whose value must be at least 1 (0 would turn a limit or a lifetime into a refusal of everything).
 _POSITIVE = frozenset({"ACCESS_TOKEN_TTL", "TICKET_TTL_SECONDS", "MAX_CONTENT_LENGTH", "MAX_UPLOAD_MB",
                        "AUDIT_CHECKPOINT_EVERY", "REQUEST_TTL_HOURS", "AUDIT_RETENTION_DAYS"})
-_MODALITIES = frozenset({"face", "voice"})
-MAX_TICKET_TTL_SECONDS = 120  # DESIGN.md
+_MODALITIES = frozenset(modality.value for modality in Modality)
 
 
 def _check_values(config: Mapping[str, Any]) -> None:
@@ -174,8 +175,8 @@ def _check_values(config: Mapping[str, Any]) -> None:
     if unknown:
         raise ConfigError(f"CONSENT_GATEWAY_BINDING_MODALITIES: unknown modality {sorted(unknown)[0]!r}; "
                           f'a JSON list of {" and ".join(sorted(_MODALITIES))}, e.g. ["face"] (or [] for none)')
-    if config["TICKET_TTL_SECONDS"] > MAX_TICKET_TTL_SECONDS:
-        raise ConfigError(f"CONSENT_GATEWAY_TICKET_TTL_SECONDS is at most {MAX_TICKET_TTL_SECONDS}")
+    if config["TICKET_TTL_SECONDS"] > TICKET_MAX_LIFETIME.total_seconds():
+        raise ConfigError(f"CONSENT_GATEWAY_TICKET_TTL_SECONDS is at most {TICKET_MAX_LIFETIME.total_seconds():.0f}")
     upload_dir = str(config["UPLOAD_DIR"] or "")
     if upload_dir and os.path.exists(upload_dir) and not os.path.isdir(upload_dir):
         raise ConfigError(f"CONSENT_GATEWAY_UPLOAD_DIR {upload_dir!r} is not a directory")

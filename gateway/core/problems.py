@@ -123,11 +123,13 @@ def _is_unavailable(exc: DBAPIError) -> bool:
 def register(app: Flask, mapper: Mapper) -> None:
     """Answer every error with a problem; ``mapper`` turns the domains' errors into problems (the edge's table)."""
     app.extensions[_EXT] = mapper
+    app.register_error_handler(Exception, answer_problem)
 
-    @app.errorhandler(Exception)
-    def _handle(exc: Exception) -> Response:
-        problem = to_problem(exc)
-        g.failed = True
-        if problem.status >= 500:
-            g.problem_code = problem.code
-        return problem_response(problem)
+
+def answer_problem(exc: Exception) -> Response:
+    """The app's answer to anything raised: a problem, remembered as a failure (and its code for the logs)."""
+    problem = to_problem(exc)
+    g.failed = True
+    if problem.status >= 500:
+        g.problem_code = problem.code
+    return problem_response(problem)

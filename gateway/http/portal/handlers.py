@@ -6,7 +6,7 @@ from flask import Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from gateway.consents.notify import NotificationFailed
-from gateway.core.problems import problem_response, to_problem
+from gateway.core.problems import answer_problem, to_problem
 from gateway.http.portal.blueprint import bp
 from gateway.http.portal.pages import error_page
 from gateway.http.portal.session import CsrfFailed, current_locale
@@ -50,8 +50,7 @@ def _routing_error(exc: HTTPException) -> Response:
     person following a stale link or reloading a form target gets the portal's page, not JSON.
     """
     if not _is_portal_path(request.path):
-        g.failed = True
-        return problem_response(to_problem(exc))
+        return answer_problem(exc)  # what the app answers everywhere else
     html, status = _portal_error(exc)
     response = current_app.make_response((html, status))
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
